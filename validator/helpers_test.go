@@ -1,0 +1,15 @@
+package validator
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"os"
+)
+
+func hmacSHA256(key, msg []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(msg)
+	return m.Sum(nil)
+}
+
+func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
