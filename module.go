@@ -1,0 +1,788 @@
+// Package mcpauth is a Caddy HTTP handler that makes an MCP server an OAuth
+// 2.1 protected resource: it publishes Protected Resource Metadata (RFC 9728),
+// challenges requests without a valid access token (RFC 6750), validates
+// audience-bound JWT access tokens (RFC 9068, RFC 8707) against each trusted
+// issuer's keys, and forwards what it verified to the backend.
+package mcpauth
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/mcpauth/caddy-mcp-auth/metadata"
+	"github.com/mcpauth/caddy-mcp-auth/validator"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler implements an OAuth 2.1 resource server in front of an MCP server.
+//
+// It answers the metadata URL of its resource itself, without a token, and
+// lets every other request through only with a valid access token issued for
+// the resource by one of the configured issuers. Rejections are returned as
+// HTTP errors with the challenge already set in WWW-Authenticate, so
+// handle_errors routes can shape the response.
+//
+// On success it sets these placeholders:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{http.auth.user.id}` | The token's `sub` claim; Caddy's access log shows it as `user_id`
+// `{http.auth.user.client_id}` | `client_id`, else `azp`, else `cid`
+// `{http.auth.user.scope}` | The granted scopes, space-separated
+// `{http.auth.user.iss}` | The issuer that signed the token
+// `{http.auth.user.<claim>}` | Any top-level claim whose value is a string
+type Handler struct {
+	// Resource is the URL of the MCP endpoint exactly as clients use it, for
+	// example https://mcp.example.com/mcp. It is the `resource` of the
+	// metadata document and the default accepted audience. Required; https,
+	// or http on a loopback host; no fragment or query.
+	Resource string `json:"resource,omitempty"`
+
+	// ResourceName is a human-readable name published in the metadata.
+	ResourceName string `json:"resource_name,omitempty"`
+
+	// ResourceDocumentation is a URL of documentation for developers,
+	// published in the metadata.
+	ResourceDocumentation string `json:"resource_documentation,omitempty"`
+
+	// Issuers are the trusted authorization servers, listed in the metadata's
+	// authorization_servers in this order. At least one is required.
+	Issuers []*IssuerConfig `json:"issuers,omitempty"`
+
+	// ScopesSupported is published in the metadata. Default: every scope the
+	// configuration names (require_scope), without offline_access.
+	ScopesSupported []string `json:"scopes_supported,omitempty"`
+
+	// RequireScope lists scopes every request needs. A valid token lacking
+	// one gets 403 insufficient_scope.
+	RequireScope []string `json:"require_scope,omitempty"`
+
+	// AllowOrigins lists the browser origins (scheme://host[:port]) allowed
+	// to call the resource: for CORS, and for the Origin check that guards
+	// against DNS rebinding. "*" allows any origin. A request with an Origin
+	// not in the list gets 403; a request without Origin (native clients) is
+	// not affected. Default: the resource's own origin.
+	AllowOrigins []string `json:"allow_origins,omitempty"`
+
+	// ForwardToken keeps the Authorization header on requests passed to the
+	// backend. Default: false, the header is removed, so a backend cannot
+	// pass the user's token on to other services.
+	ForwardToken bool `json:"forward_token,omitempty"`
+
+	// ClockSkew is the leeway for exp, nbf and iat. Default: 60s.
+	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
+
+	// JWKSRefresh is how often issuer keys are refreshed in the background.
+	// Unknown key IDs also trigger a refresh, at most once per 10s per
+	// issuer. Default: 15m.
+	JWKSRefresh caddy.Duration `json:"jwks_refresh,omitempty"`
+
+	// TokenCache is how many verified tokens are remembered (by a hash,
+	// never the token), so that a client reusing its token does not pay for
+	// a signature check each time. 0 disables the cache. Default: 10000.
+	TokenCache *int `json:"token_cache,omitempty"`
+
+	prmPath    string
+	prmURL     string
+	origin     string
+	prmDoc     []byte
+	allowAny   bool
+	allowed    map[string]struct{}
+	validator  *validator.Validator
+	poolKeys   []string
+	challenges challenges
+	rootOrigin string
+	logger     *zap.Logger
+}
+
+// IssuerConfig is one trusted authorization server.
+type IssuerConfig struct {
+	// Issuer is the issuer identifier, compared byte for byte with the
+	// tokens' iss claim (mind trailing slashes: Auth0 has one).
+	Issuer string `json:"issuer,omitempty"`
+
+	// JWKSURI is the issuer's JWK Set URL. Default: discovered from the
+	// issuer's metadata (RFC 8414, then OpenID Connect Discovery).
+	JWKSURI string `json:"jwks_uri,omitempty"`
+
+	// JWKSFile is a local JWK Set file used instead of fetching keys. It is
+	// read when the configuration loads.
+	JWKSFile string `json:"jwks_file,omitempty"`
+
+	// Audiences are the accepted aud values. Default: the resource (and, for
+	// a resource without a path, the same URL with a trailing slash).
+	Audiences []string `json:"audiences,omitempty"`
+
+	// Algorithms is the allow-list of JWS algorithms. Default: RS256, RS384,
+	// RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519.
+	// HMAC algorithms and none are never accepted.
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// ScopeClaim names the claim carrying scopes, a space-delimited string or
+	// an array of strings. Default: "scope", falling back to "scp".
+	ScopeClaim string `json:"scope_claim,omitempty"`
+
+	// RequireTyp demands the RFC 9068 token type at+jwt. Default: false,
+	// which also accepts typ JWT or no typ (most IdPs send those), and
+	// refuses any other type.
+	RequireTyp bool `json:"require_typ,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.mcp_auth",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Defaults.
+const (
+	defaultClockSkew  = 60 * time.Second
+	defaultTokenCache = 10000
+	// metadataMaxAge is how long clients may cache the metadata document
+	// (RFC 9728 §7.10 suggests letting them cache it).
+	metadataMaxAge = "public, max-age=300"
+	// retryAfter is sent with 503 when an issuer's keys are unavailable.
+	retryAfter = "10"
+)
+
+// keySources holds the JWKS caches across config reloads, keyed by issuer
+// and key location, so a reload neither refetches keys nor loses them.
+var keySources = caddy.NewUsagePool()
+
+// Provision sets up the handler.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if err := h.provision(); err != nil {
+		return fmt.Errorf("mcp_auth: %w", err)
+	}
+	return nil
+}
+
+func (h *Handler) provision() error {
+	if h.ClockSkew == 0 {
+		h.ClockSkew = caddy.Duration(defaultClockSkew)
+	}
+	if h.JWKSRefresh == 0 {
+		h.JWKSRefresh = caddy.Duration(validator.DefaultRefresh)
+	}
+	if h.ClockSkew < 0 || time.Duration(h.ClockSkew) > 10*time.Minute {
+		return fmt.Errorf("clock_skew %s: must be between 0 and 10m", time.Duration(h.ClockSkew))
+	}
+	if time.Duration(h.JWKSRefresh) < time.Minute {
+		return fmt.Errorf("jwks_refresh %s: must be at least 1m", time.Duration(h.JWKSRefresh))
+	}
+	if err := checkResource(h.Resource); err != nil {
+		return err
+	}
+	var err error
+	if h.prmPath, err = metadata.WellKnownPath(h.Resource); err != nil {
+		return fmt.Errorf("resource: %w", err)
+	}
+	if h.prmURL, err = metadata.URL(h.Resource); err != nil {
+		return fmt.Errorf("resource: %w", err)
+	}
+	if h.origin, err = metadata.Origin(h.Resource); err != nil {
+		return fmt.Errorf("resource: %w", err)
+	}
+	if h.ResourceDocumentation != "" {
+		if u, err := url.Parse(h.ResourceDocumentation); err != nil || u.Scheme == "" || u.Host == "" {
+			return fmt.Errorf("resource_documentation %q: must be an absolute URL", h.ResourceDocumentation)
+		}
+	}
+	for _, s := range h.RequireScope {
+		if !metadata.ValidScopeToken(s) {
+			return fmt.Errorf("require_scope %q: not a valid scope (printable ASCII without space, '\"' or '\\')", s)
+		}
+	}
+	for _, s := range h.ScopesSupported {
+		if !metadata.ValidScopeToken(s) {
+			return fmt.Errorf("scopes_supported %q: not a valid scope", s)
+		}
+	}
+	if err := h.provisionOrigins(); err != nil {
+		return err
+	}
+	if err := h.provisionValidator(); err != nil {
+		return err
+	}
+	if err := h.provisionMetadata(); err != nil {
+		return err
+	}
+	h.challenges = newChallenges(h.prmURL, strings.Join(h.RequireScope, " "))
+	h.rootOrigin = h.origin
+	registerRoot(h.rootOrigin, h.Resource)
+	return nil
+}
+
+// checkResource enforces what RFC 9728 §1.2 and RFC 8707 §2 ask of a
+// resource identifier.
+func checkResource(r string) error {
+	if r == "" {
+		return errors.New("resource is required: the URL of the MCP endpoint as clients use it, e.g. resource https://mcp.example.com/mcp")
+	}
+	u, err := url.Parse(r)
+	if err != nil {
+		return fmt.Errorf("resource %q: %v", r, err)
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return fmt.Errorf("resource %q: must be an absolute URL such as https://mcp.example.com/mcp", r)
+	}
+	if u.Fragment != "" || strings.Contains(r, "#") {
+		return fmt.Errorf("resource %q: must not contain a fragment", r)
+	}
+	if u.RawQuery != "" || strings.Contains(r, "?") {
+		return fmt.Errorf("resource %q: must not contain a query", r)
+	}
+	if u.User != nil {
+		return fmt.Errorf("resource %q: must not contain user info", r)
+	}
+	if err := validator.CheckURL(r); err != nil {
+		return fmt.Errorf("resource: %w", err)
+	}
+	return nil
+}
+
+func (h *Handler) provisionOrigins() error {
+	h.allowed = make(map[string]struct{})
+	if len(h.AllowOrigins) == 0 {
+		h.allowed[h.origin] = struct{}{}
+		return nil
+	}
+	for _, o := range h.AllowOrigins {
+		if o == "*" {
+			h.allowAny = true
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("allow_origins %q: an origin is scheme://host[:port], e.g. https://app.example.com, or *", o)
+		}
+		n, _ := metadata.Origin(o)
+		h.allowed[n] = struct{}{}
+	}
+	return nil
+}
+
+// sourceKey identifies a shared key source: the same issuer and key location
+// share one cache across handlers and reloads.
+func sourceKey(ic *IssuerConfig, refresh time.Duration) string {
+	return "jwks|" + ic.Issuer + "|" + ic.JWKSURI + "|" + refresh.String()
+}
+
+func (h *Handler) provisionValidator() error {
+	if len(h.Issuers) == 0 {
+		return errors.New("no issuer: add at least one, e.g. issuer https://idp.example.com")
+	}
+	var issuers []*validator.Issuer
+	seen := map[string]bool{}
+	for _, ic := range h.Issuers {
+		if ic == nil || ic.Issuer == "" {
+			return errors.New("issuer: identifier is empty")
+		}
+		if seen[ic.Issuer] {
+			return fmt.Errorf("issuer %q: configured twice", ic.Issuer)
+		}
+		seen[ic.Issuer] = true
+		if err := checkIssuer(ic); err != nil {
+			return err
+		}
+		auds := ic.Audiences
+		if len(auds) == 0 {
+			auds = defaultAudiences(h.Resource)
+		}
+		algs := ic.Algorithms
+		for _, a := range algs {
+			if err := checkAlgorithm(a); err != nil {
+				return fmt.Errorf("issuer %q: algorithms: %w", ic.Issuer, err)
+			}
+		}
+		kp, err := h.keySource(ic)
+		if err != nil {
+			return fmt.Errorf("issuer %q: %w", ic.Issuer, err)
+		}
+		issuers = append(issuers, &validator.Issuer{
+			ID:         ic.Issuer,
+			Audiences:  auds,
+			Algorithms: algs,
+			ScopeClaim: ic.ScopeClaim,
+			RequireTyp: ic.RequireTyp,
+			Keys:       kp,
+		})
+	}
+	entries := defaultTokenCache
+	if h.TokenCache != nil {
+		entries = *h.TokenCache
+	}
+	if entries < 0 {
+		return fmt.Errorf("token_cache %d: must be 0 (off) or more", entries)
+	}
+	v, err := validator.New(validator.Config{
+		Issuers:      issuers,
+		ClockSkew:    time.Duration(h.ClockSkew),
+		CacheEntries: entries,
+		Now:          now,
+	})
+	if err != nil {
+		return err
+	}
+	h.validator = v
+	return nil
+}
+
+func checkIssuer(ic *IssuerConfig) error {
+	u, err := url.Parse(ic.Issuer)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return fmt.Errorf("issuer %q: must be an absolute URL (the exact iss value of its tokens)", ic.Issuer)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("issuer %q: an issuer identifier has no query or fragment (RFC 8414 §2)", ic.Issuer)
+	}
+	if err := validator.CheckURL(ic.Issuer); err != nil {
+		return fmt.Errorf("issuer: %w", err)
+	}
+	if ic.JWKSURI != "" && ic.JWKSFile != "" {
+		return fmt.Errorf("issuer %q: use jwks_uri or jwks_file, not both", ic.Issuer)
+	}
+	if ic.JWKSURI != "" {
+		if err := validator.CheckURL(ic.JWKSURI); err != nil {
+			return fmt.Errorf("issuer %q: jwks_uri: %w", ic.Issuer, err)
+		}
+	}
+	if ic.ScopeClaim != "" && !metadata.ValidScopeToken(ic.ScopeClaim) {
+		return fmt.Errorf("issuer %q: scope_claim %q: not a claim name", ic.Issuer, ic.ScopeClaim)
+	}
+	return nil
+}
+
+func checkAlgorithm(a string) error {
+	switch {
+	case strings.HasPrefix(strings.ToUpper(a), "HS"):
+		return fmt.Errorf("%q is an HMAC algorithm: a resource server must not share a secret with its issuer, and accepting HS* enables key-confusion forgeries; use an asymmetric algorithm such as RS256 or ES256", a)
+	case strings.EqualFold(a, "none"):
+		return errors.New(`"none" means unsigned tokens and is never accepted`)
+	}
+	for _, d := range validator.DefaultAlgorithms {
+		if a == d {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown algorithm %q; accepted: %s", a, strings.Join(validator.DefaultAlgorithms, " "))
+}
+
+// defaultAudiences is the resource, and for a resource without a path both
+// spellings: Claude clients send https://host/ for https://host.
+func defaultAudiences(resource string) []string {
+	u, _ := url.Parse(resource)
+	switch u.Path {
+	case "":
+		return []string{resource, resource + "/"}
+	case "/":
+		return []string{resource, strings.TrimSuffix(resource, "/")}
+	}
+	return []string{resource}
+}
+
+func (h *Handler) keySource(ic *IssuerConfig) (validator.KeyProvider, error) {
+	cfg := validator.KeySourceConfig{
+		Issuer:   ic.Issuer,
+		JWKSURI:  ic.JWKSURI,
+		JWKSFile: ic.JWKSFile,
+		Refresh:  time.Duration(h.JWKSRefresh),
+		Logger:   h.logger.Named("jwks"),
+	}
+	if ic.JWKSFile != "" {
+		// A file is read now, on every load, so an edited file takes effect
+		// on reload; there is nothing to share.
+		s, err := validator.NewKeySource(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	key := sourceKey(ic, time.Duration(h.JWKSRefresh))
+	v, _, err := keySources.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return validator.NewKeySource(cfg)
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.poolKeys = append(h.poolKeys, key)
+	return v.(*validator.KeySource), nil
+}
+
+func (h *Handler) provisionMetadata() error {
+	doc := metadata.Document{
+		Resource:               h.Resource,
+		BearerMethodsSupported: []string{"header"},
+		ResourceName:           h.ResourceName,
+		ResourceDocumentation:  h.ResourceDocumentation,
+		ScopesSupported:        h.ScopesSupported,
+	}
+	for _, ic := range h.Issuers {
+		doc.AuthorizationServers = append(doc.AuthorizationServers, ic.Issuer)
+	}
+	if len(doc.ScopesSupported) == 0 {
+		doc.ScopesSupported = advertisedScopes(h.RequireScope)
+	}
+	b, err := doc.Marshal()
+	if err != nil {
+		return err
+	}
+	h.prmDoc = b
+	return nil
+}
+
+// advertisedScopes dedupes scopes in order, leaving out offline_access, which
+// MCP says a resource should not advertise (clients add it themselves when
+// the authorization server supports refresh).
+func advertisedScopes(lists ...[]string) []string {
+	var out []string
+	seen := map[string]bool{"offline_access": true}
+	for _, l := range lists {
+		for _, s := range l {
+			if !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// Cleanup releases shared key sources. It tolerates a failed Provision.
+func (h *Handler) Cleanup() error {
+	for _, k := range h.poolKeys {
+		_, _ = keySources.Delete(k)
+	}
+	h.poolKeys = nil
+	if h.rootOrigin != "" {
+		unregisterRoot(h.rootOrigin, h.Resource)
+		h.rootOrigin = ""
+	}
+	return nil
+}
+
+// Validate checks the configuration; the real checks happen in Provision,
+// which has to build everything anyway.
+func (h *Handler) Validate() error {
+	if h.validator == nil {
+		return errors.New("mcp_auth: not provisioned")
+	}
+	return nil
+}
+
+// now is the clock; tests replace it.
+var now = time.Now
+
+// maxFormPeek bounds how much of a form-encoded body is read to look for an
+// access_token parameter.
+const maxFormPeek = 64 << 10
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if p := r.URL.Path; strings.HasPrefix(p, metadata.WellKnownPrefix) &&
+		(len(p) == len(metadata.WellKnownPrefix) || p[len(metadata.WellKnownPrefix)] == '/') {
+		return h.serveMetadata(w, r, next)
+	}
+
+	hdr := w.Header()
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if !h.originAllowed(origin) {
+			h.debug(r, "origin not allowed", zap.String("origin", origin))
+			return caddyhttp.Error(http.StatusForbidden, errOrigin)
+		}
+		hdr.Set("Access-Control-Allow-Origin", origin)
+		hdr.Add("Vary", "Origin")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			// A preflight never carries credentials (Fetch standard), so it
+			// is answered here, without a token.
+			setPreflightHeaders(hdr)
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		hdr.Set("Access-Control-Expose-Headers", exposedHeaders)
+	}
+
+	// Tokens in the query string are never accepted (OAuth 2.1 §5.1);
+	// they are also removed so they reach neither the backend nor logs.
+	if strings.Contains(r.URL.RawQuery, "access_token") {
+		stripQueryToken(r)
+	}
+
+	authz := r.Header.Values("Authorization")
+	if len(authz) > 1 {
+		return h.challenge(w, r, http.StatusBadRequest, h.challenges.invalidRequest, "more than one Authorization header")
+	}
+	if formHasToken(r) {
+		if len(authz) > 0 {
+			return h.challenge(w, r, http.StatusBadRequest, h.challenges.invalidRequest, "token in both header and body")
+		}
+		return h.challenge(w, r, http.StatusUnauthorized, h.challenges.noToken, "token in form body is not supported")
+	}
+	if len(authz) == 0 {
+		return h.challenge(w, r, http.StatusUnauthorized, h.challenges.noToken, "no token")
+	}
+	tok, kind := validator.ParseAuthorization(authz[0])
+	switch kind {
+	case validator.NoBearer:
+		return h.challenge(w, r, http.StatusUnauthorized, h.challenges.noToken, "not a Bearer credential")
+	case validator.BearerMalformed:
+		return h.challenge(w, r, http.StatusUnauthorized, h.challenges.invalid[validator.ReasonMalformed], "malformed Bearer credential")
+	}
+
+	claims, err := h.validator.Validate(r.Context(), tok)
+	if err != nil {
+		var ve *validator.Error
+		if !errors.As(err, &ve) {
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
+		if ve.Temporary {
+			hdr.Set("Retry-After", retryAfter)
+			if c := h.logger.Check(zapcore.WarnLevel, "cannot validate token: issuer keys unavailable"); c != nil {
+				c.Write(zap.String("uri", r.URL.Path))
+			}
+			return caddyhttp.Error(http.StatusServiceUnavailable, err)
+		}
+		return h.challenge(w, r, http.StatusUnauthorized, h.challenges.invalid[ve.Reason], ve.Reason.String())
+	}
+
+	if missing := missingScope(claims, h.RequireScope); missing != "" {
+		hdr.Set("WWW-Authenticate", h.challenges.insufficientScope(h.RequireScope, claims, h.ScopesSupported))
+		h.debug(r, "insufficient scope", zap.String("missing", missing), zap.String("sub", claims.Subject))
+		return caddyhttp.Error(http.StatusForbidden, errScope)
+	}
+
+	setPlaceholders(r, claims)
+	if !h.ForwardToken {
+		r.Header.Del("Authorization")
+	}
+	h.debug(r, "token accepted", zap.String("sub", claims.Subject), zap.String("iss", claims.Issuer), zap.String("client_id", claims.ClientID))
+	return next.ServeHTTP(w, r)
+}
+
+var (
+	errOrigin = errors.New("origin not allowed")
+	errScope  = errors.New("insufficient scope")
+)
+
+const exposedHeaders = "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version"
+
+func setPreflightHeaders(hdr http.Header) {
+	hdr.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+	hdr.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name")
+	hdr.Set("Access-Control-Max-Age", "86400")
+}
+
+func (h *Handler) originAllowed(origin string) bool {
+	if h.allowAny {
+		return true
+	}
+	if _, ok := h.allowed[origin]; ok {
+		return true
+	}
+	// Browsers serialise origins in lower case without default ports, but
+	// be tolerant of other clients.
+	n, err := metadata.Origin(origin)
+	if err != nil {
+		return false
+	}
+	_, ok := h.allowed[n]
+	return ok
+}
+
+// challenge sets WWW-Authenticate and returns the HTTP error.
+func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, status int, value, why string) error {
+	w.Header().Set("WWW-Authenticate", value)
+	h.debug(r, "request refused", zap.Int("status", status), zap.String("reason", why))
+	return caddyhttp.Error(status, errors.New(why))
+}
+
+func (h *Handler) debug(r *http.Request, msg string, fields ...zap.Field) {
+	if c := h.logger.Check(zapcore.DebugLevel, msg); c != nil {
+		c.Write(append(fields, zap.String("method", r.Method), zap.String("uri", r.URL.Path))...)
+	}
+}
+
+func missingScope(c *validator.Claims, required []string) string {
+	for _, s := range required {
+		if !c.HasScope(s) {
+			return s
+		}
+	}
+	return ""
+}
+
+// stripQueryToken removes access_token query parameters from the request.
+func stripQueryToken(r *http.Request) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil || !q.Has("access_token") {
+		return
+	}
+	q.Del("access_token")
+	r.URL.RawQuery = q.Encode()
+	r.RequestURI = r.URL.RequestURI()
+}
+
+// formHasToken reports whether a form-encoded body carries access_token
+// (RFC 6750 §2.2). The body is restored for the backend.
+func formHasToken(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return false
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" || !strings.Contains(strings.ToLower(ct), "x-www-form-urlencoded") {
+		return false
+	}
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/x-www-form-urlencoded" {
+		return false
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, maxFormPeek+1))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+	if err != nil || len(buf) > maxFormPeek {
+		return false
+	}
+	q, err := url.ParseQuery(string(buf))
+	return err == nil && q.Has("access_token")
+}
+
+// serveMetadata answers requests under the well-known prefix: its own
+// document, the root document when this origin has one resource, and 404
+// for other paths, unless another mcp_auth handler of this origin owns the
+// path, in which case the request goes on to reach it.
+func (h *Handler) serveMetadata(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	p := r.URL.Path
+	switch {
+	case p == h.prmPath:
+	case p == metadata.WellKnownPrefix || p == metadata.WellKnownPrefix+"/":
+		// With several resources on one origin no single answer is right.
+		if !rootUnambiguous(h.rootOrigin) {
+			return caddyhttp.Error(http.StatusNotFound, errors.New("several resources on this host; use the path-specific metadata URL"))
+		}
+	case ownedElsewhere(h.rootOrigin, p):
+		return next.ServeHTTP(w, r)
+	default:
+		return caddyhttp.Error(http.StatusNotFound, errors.New("no such protected resource"))
+	}
+	hdr := w.Header()
+	hdr.Set("Access-Control-Allow-Origin", "*")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		hdr.Set("Content-Type", "application/json")
+		hdr.Set("Cache-Control", metadataMaxAge)
+		hdr.Set("Content-Length", strconv.Itoa(len(h.prmDoc)))
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			_, _ = w.Write(h.prmDoc)
+		}
+		return nil
+	case http.MethodOptions:
+		hdr.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+		hdr.Set("Access-Control-Allow-Headers", "MCP-Protocol-Version, Content-Type")
+		hdr.Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	default:
+		hdr.Set("Allow", "GET, HEAD, OPTIONS")
+		return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("metadata is read with GET"))
+	}
+}
+
+// setPlaceholders publishes the verified identity for later handlers and
+// the access log.
+func setPlaceholders(r *http.Request, c *validator.Claims) {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return
+	}
+	repl.Set("http.auth.user.id", c.Subject)
+	repl.Set("http.auth.user.client_id", c.ClientID)
+	repl.Set("http.auth.user.scope", c.Scope)
+	repl.Set("http.auth.user.iss", c.Issuer)
+	repl.Map(func(key string) (any, bool) {
+		name, ok := strings.CutPrefix(key, "http.auth.user.")
+		if !ok {
+			return nil, false
+		}
+		return c.StringClaim(name)
+	})
+}
+
+// Root-document bookkeeping: which resources each origin has, across all
+// loaded handlers, so the root metadata URL is answered only when it names
+// exactly one resource.
+var roots = struct {
+	sync.Mutex
+	m map[string]map[string]int
+}{m: map[string]map[string]int{}}
+
+func registerRoot(origin, resource string) {
+	roots.Lock()
+	defer roots.Unlock()
+	if roots.m[origin] == nil {
+		roots.m[origin] = map[string]int{}
+	}
+	roots.m[origin][resource]++
+}
+
+func unregisterRoot(origin, resource string) {
+	roots.Lock()
+	defer roots.Unlock()
+	if n := roots.m[origin][resource]; n > 1 {
+		roots.m[origin][resource] = n - 1
+		return
+	}
+	delete(roots.m[origin], resource)
+	if len(roots.m[origin]) == 0 {
+		delete(roots.m, origin)
+	}
+}
+
+// ownedElsewhere reports whether some loaded handler of this origin serves
+// its metadata at path p.
+func ownedElsewhere(origin, p string) bool {
+	roots.Lock()
+	defer roots.Unlock()
+	for res := range roots.m[origin] {
+		if wk, err := metadata.WellKnownPath(res); err == nil && wk == p {
+			return true
+		}
+	}
+	return false
+}
+
+func rootUnambiguous(origin string) bool {
+	roots.Lock()
+	defer roots.Unlock()
+	return len(roots.m[origin]) <= 1
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
