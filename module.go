@@ -508,7 +508,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	hdr := w.Header()
 	if origin := r.Header.Get("Origin"); origin != "" {
 		if !h.originAllowed(origin) {
-			h.debug(r, "origin not allowed", zap.String("origin", origin))
+			if ce := h.logger.Check(zapcore.DebugLevel, "origin not allowed"); ce != nil {
+				ce.Write(zap.String("origin", origin), zap.String("method", r.Method), zap.String("uri", r.URL.Path))
+			}
 			return caddyhttp.Error(http.StatusForbidden, errOrigin)
 		}
 		hdr.Set("Access-Control-Allow-Origin", origin)
@@ -568,7 +570,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	if missing := missingScope(claims, h.RequireScope); missing != "" {
 		hdr.Set("WWW-Authenticate", h.challenges.insufficientScope(h.RequireScope, claims, h.ScopesSupported))
-		h.debug(r, "insufficient scope", zap.String("missing", missing), zap.String("sub", claims.Subject))
+		if ce := h.logger.Check(zapcore.DebugLevel, "insufficient scope"); ce != nil {
+			ce.Write(zap.String("missing", missing), zap.String("sub", claims.Subject), zap.String("method", r.Method), zap.String("uri", r.URL.Path))
+		}
 		return caddyhttp.Error(http.StatusForbidden, errScope)
 	}
 
@@ -576,7 +580,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !h.ForwardToken {
 		r.Header.Del("Authorization")
 	}
-	h.debug(r, "token accepted", zap.String("sub", claims.Subject), zap.String("iss", claims.Issuer), zap.String("client_id", claims.ClientID))
+	if ce := h.logger.Check(zapcore.DebugLevel, "token accepted"); ce != nil {
+		ce.Write(zap.String("sub", claims.Subject), zap.String("iss", claims.Issuer), zap.String("client_id", claims.ClientID), zap.String("method", r.Method), zap.String("uri", r.URL.Path))
+	}
 	return next.ServeHTTP(w, r)
 }
 
@@ -613,14 +619,10 @@ func (h *Handler) originAllowed(origin string) bool {
 // challenge sets WWW-Authenticate and returns the HTTP error.
 func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, status int, value, why string) error {
 	w.Header().Set("WWW-Authenticate", value)
-	h.debug(r, "request refused", zap.Int("status", status), zap.String("reason", why))
-	return caddyhttp.Error(status, errors.New(why))
-}
-
-func (h *Handler) debug(r *http.Request, msg string, fields ...zap.Field) {
-	if c := h.logger.Check(zapcore.DebugLevel, msg); c != nil {
-		c.Write(append(fields, zap.String("method", r.Method), zap.String("uri", r.URL.Path))...)
+	if ce := h.logger.Check(zapcore.DebugLevel, "request refused"); ce != nil {
+		ce.Write(zap.Int("status", status), zap.String("reason", why), zap.String("method", r.Method), zap.String("uri", r.URL.Path))
 	}
+	return caddyhttp.Error(status, errors.New(why))
 }
 
 func missingScope(c *validator.Claims, required []string) string {
@@ -711,20 +713,27 @@ func (h *Handler) serveMetadata(w http.ResponseWriter, r *http.Request, next cad
 }
 
 // setPlaceholders publishes the verified identity for later handlers and
-// the access log.
+// the access log. One lazy provider serves every http.auth.user.* name, so
+// a request pays for a placeholder only when something reads it.
 func setPlaceholders(r *http.Request, c *validator.Claims) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
-	repl.Set("http.auth.user.id", c.Subject)
-	repl.Set("http.auth.user.client_id", c.ClientID)
-	repl.Set("http.auth.user.scope", c.Scope)
-	repl.Set("http.auth.user.iss", c.Issuer)
 	repl.Map(func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, "http.auth.user.")
 		if !ok {
 			return nil, false
+		}
+		switch name {
+		case "id":
+			return c.Subject, true
+		case "client_id":
+			return c.ClientID, true
+		case "scope":
+			return c.Scope, true
+		case "iss":
+			return c.Issuer, true
 		}
 		return c.StringClaim(name)
 	})

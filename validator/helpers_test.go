@@ -3,6 +3,8 @@ package validator
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
+	"math/big"
 	"os"
 )
 
@@ -13,3 +15,7 @@ func hmacSHA256(key, msg []byte) []byte {
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
+
+type bigInt = big.Int
+
+var errBench = errors.New("verification failed")
