@@ -3,6 +3,9 @@ package mcpauth
 import (
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -67,6 +70,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //		clock_skew <duration>
 //		jwks_refresh <duration>
 //		token_cache <entries>
+//		method <jsonrpc-method-pattern> <scope...>
+//		tool <tool-name-pattern> <scope...>
+//		tool <tool-name-pattern...> {
+//			scope <scope...>
+//			acr <acr-value...>
+//			max_age <duration>
+//		}
+//		scope_implies <scope> <implied-scope...>
+//		max_body <size>
+//		challenge_scope cumulative|operation
+//		bind_sessions
+//		session_key <secret>
 //	}
 //
 // The issuer block is optional. Mistakes that can be seen without loading
@@ -156,6 +171,53 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("token_cache: %q is not a number of entries (0 turns the cache off)", v)
 			}
 			h.TokenCache = &n
+		case "method", "tool":
+			rule, err := parseRule(d, dir)
+			if err != nil {
+				return err
+			}
+			if dir == "method" {
+				h.Methods = append(h.Methods, rule)
+			} else {
+				h.Tools = append(h.Tools, rule)
+			}
+		case "scope_implies":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("scope_implies: takes a scope and the scopes it includes, e.g. scope_implies mcp:admin mcp:write mcp:read")
+			}
+			for _, sc := range args {
+				if !metadata.ValidScopeToken(sc) {
+					return d.Errf("scope_implies: %q is not a valid scope", sc)
+				}
+			}
+			if h.ScopeImplies == nil {
+				h.ScopeImplies = map[string][]string{}
+			}
+			h.ScopeImplies[args[0]] = append(h.ScopeImplies[args[0]], args[1:]...)
+		case "max_body":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.Errf("max_body: takes one size, e.g. max_body 1MiB")
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n == 0 || n > 1<<30 {
+				return d.Errf("max_body: %q is not a size between 1B and 1GiB (e.g. 512KiB, 1MiB)", v)
+			}
+			h.MaxBody = int64(n)
+		case "challenge_scope":
+			if !d.AllArgs(&h.ChallengeScope) || (h.ChallengeScope != "cumulative" && h.ChallengeScope != "operation") {
+				return d.Errf("challenge_scope: takes cumulative or operation")
+			}
+		case "bind_sessions":
+			if d.NextArg() {
+				return d.Errf("bind_sessions: takes no arguments; set the key with session_key")
+			}
+			h.BindSessions = true
+		case "session_key":
+			if !d.AllArgs(&h.SessionKey) {
+				return d.Errf("session_key: takes one secret, e.g. session_key {env.MCP_SESSION_KEY}")
+			}
 		default:
 			return d.Errf("mcp_auth: unrecognized subdirective %q", dir)
 		}
@@ -167,6 +229,79 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Errf("mcp_auth: at least one issuer is required, e.g. issuer https://idp.example.com")
 	}
 	return nil
+}
+
+// parseRule reads the one-line form `tool <pattern> <scope...>` or the
+// block form, where every argument is a pattern:
+//
+//	tool <pattern...> {
+//		scope <scope...>
+//		acr <acr-value...>
+//		max_age <duration>
+//	}
+func parseRule(d *caddyfile.Dispenser, dir string) (Rule, error) {
+	var r Rule
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return r, d.Errf("%s: missing name pattern, e.g. %s delete_* mcp:admin", dir, dir)
+	}
+	block := false
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		block = true
+		sub := d.Val()
+		switch sub {
+		case "scope":
+			sc := d.RemainingArgs()
+			if len(sc) == 0 {
+				return r, d.Errf("%s: scope: missing scope", dir)
+			}
+			r.Scopes = append(r.Scopes, sc...)
+		case "acr":
+			acr := d.RemainingArgs()
+			if len(acr) == 0 {
+				return r, d.Errf("%s: acr: missing acr value, e.g. acr urn:example:mfa", dir)
+			}
+			for _, a := range acr {
+				if !metadata.ValidScopeToken(a) {
+					return r, d.Errf("%s: acr: %q has characters an acr_values challenge cannot carry", dir, a)
+				}
+			}
+			r.ACR = append(r.ACR, acr...)
+		case "max_age":
+			var v string
+			if !d.AllArgs(&v) {
+				return r, d.Errf("%s: max_age: takes one duration, e.g. max_age 10m", dir)
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 || dur%time.Second != 0 {
+				return r, d.Errf("%s: max_age: %q must be a positive whole number of seconds, e.g. 300s or 10m", dir, v)
+			}
+			r.MaxAge = caddy.Duration(dur)
+		default:
+			return r, d.Errf("%s: unrecognized subdirective %q (scope, acr, max_age)", dir, sub)
+		}
+	}
+	// An empty block ends on its closing brace without an iteration.
+	if !block && d.Val() == "}" {
+		block = true
+	}
+	if block {
+		r.Patterns = args
+		if len(r.Scopes) == 0 && len(r.ACR) == 0 && r.MaxAge == 0 {
+			return r, d.Errf("%s %s: the block sets no scope, acr or max_age", dir, strings.Join(args, " "))
+		}
+	} else {
+		if len(args) < 2 {
+			return r, d.Errf("%s %s: name the scopes it needs, e.g. %s %s mcp:admin (or use a block for acr/max_age)", dir, args[0], dir, args[0])
+		}
+		r.Patterns, r.Scopes = args[:1], args[1:]
+	}
+	for _, sc := range r.Scopes {
+		if !metadata.ValidScopeToken(sc) {
+			return r, d.Errf("%s: %q is not a valid scope", dir, sc)
+		}
+	}
+	return r, nil
 }
 
 func parseIssuer(d *caddyfile.Dispenser) (*IssuerConfig, error) {

@@ -1,8 +1,6 @@
 package mcpauth
 
 import (
-	"strings"
-
 	"github.com/mcpauth/caddy-mcp-auth/metadata"
 	"github.com/mcpauth/caddy-mcp-auth/validator"
 )
@@ -36,44 +34,4 @@ func newChallenges(prmURL, scope string) challenges {
 		}.String()
 	}
 	return c
-}
-
-// insufficientScope builds the 403 challenge. Its scope names every scope
-// the client needs to keep working, not only the missing one: the official
-// TypeScript SDK client re-authorizes with exactly the challenge's scope,
-// so a challenge naming only the missing scope would cost the client the
-// scopes it already had. Held scopes are included only when this resource
-// knows them (known), and never offline_access.
-func (c challenges) insufficientScope(required []string, claims *validator.Claims, known []string) string {
-	seen := map[string]bool{"offline_access": true}
-	var scopes []string
-	add := func(s string) {
-		if !seen[s] {
-			seen[s] = true
-			scopes = append(scopes, s)
-		}
-	}
-	for _, s := range required {
-		add(s)
-	}
-	for _, s := range claims.Scopes {
-		if contains(known, s) || contains(required, s) {
-			add(s)
-		}
-	}
-	return metadata.Challenge{
-		Error:            metadata.ErrInsufficientScope,
-		ErrorDescription: "The access token lacks a scope this request needs",
-		Scope:            strings.Join(scopes, " "),
-		ResourceMetadata: c.prmURL,
-	}.String()
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

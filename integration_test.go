@@ -220,7 +220,7 @@ func TestChallenges(t *testing.T) {
 			`Bearer error="invalid_request", error_description="The request carries more than one access token", resource_metadata="` + prmURL + `"`},
 		{"query token ignored", nil, "/mcp?access_token=" + e.token(nil), 401, noToken},
 		{"missing required scope", bearer(e.token(func(c map[string]any) { c["scope"] = "mcp:write offline_access" })), "/mcp", 403,
-			`Bearer error="insufficient_scope", error_description="The access token lacks a scope this request needs", scope="mcp:read", resource_metadata="` + prmURL + `"`},
+			`Bearer error="insufficient_scope", error_description="Missing required scope: mcp:read", scope="mcp:read", resource_metadata="` + prmURL + `"`},
 		{"form body token with header", map[string][]string{"Authorization": {"Bearer " + e.token(nil)}, "Content-Type": {"application/x-www-form-urlencoded"}}, "/mcp", 400, ""},
 	}
 	for _, tt := range tests {
@@ -338,9 +338,12 @@ func TestCORSAndOrigin(t *testing.T) {
 }
 
 func TestSSEPassesThroughUnbuffered(t *testing.T) {
-	e := newEnv(t, defaultSite)
+	checkSSEUnbuffered(t, newEnv(t, defaultSite))
+}
+
+func checkSSEUnbuffered(t *testing.T, e *env) {
 	req, _ := http.NewRequest("GET", base+"/mcp", nil)
-	req.Header.Set("Authorization", "Bearer "+e.token(nil))
+	req.Header.Set("Authorization", "Bearer "+e.token(func(c map[string]any) { c["scope"] = "mcp:read" }))
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Last-Event-ID", "0")
 	resp, err := e.tester.Client.Do(req)
@@ -543,6 +546,18 @@ func TestLoadErrors(t *testing.T) {
 		{res + iss + "token_cache -1\n", "token_cache"},
 	} {
 		cfg := globalOptions + ":9080 {\nmcp_auth {\n" + tc.cfg + "}\n}\n"
-		caddytest.AssertLoadError(t, cfg, "caddyfile", tc.want)
+		assertLoadError(t, cfg, tc.want)
 	}
+}
+
+// assertLoadError is caddytest.AssertLoadError, reporting a config that
+// loads instead of panicking on it.
+func assertLoadError(t *testing.T, cfg, want string) {
+	t.Helper()
+	defer func() {
+		if recover() != nil {
+			t.Errorf("config loaded, want error %q:\n%s", want, cfg)
+		}
+	}()
+	caddytest.AssertLoadError(t, cfg, "caddyfile", want)
 }

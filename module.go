@@ -25,6 +25,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/mcpauth/caddy-mcp-auth/metadata"
+	"github.com/mcpauth/caddy-mcp-auth/policy"
 	"github.com/mcpauth/caddy-mcp-auth/validator"
 )
 
@@ -49,6 +50,8 @@ func init() {
 // `{http.auth.user.scope}` | The granted scopes, space-separated
 // `{http.auth.user.iss}` | The issuer that signed the token
 // `{http.auth.user.<claim>}` | Any top-level claim whose value is a string
+// `{http.auth.mcp.method}` | The JSON-RPC method (first of a batch), when a rule made the body be read
+// `{http.auth.mcp.tool}` | The tool name of a tools/call, likewise
 type Handler struct {
 	// Resource is the URL of the MCP endpoint exactly as clients use it, for
 	// example https://mcp.example.com/mcp. It is the `resource` of the
@@ -68,7 +71,8 @@ type Handler struct {
 	Issuers []*IssuerConfig `json:"issuers,omitempty"`
 
 	// ScopesSupported is published in the metadata. Default: every scope the
-	// configuration names (require_scope), without offline_access.
+	// configuration names (require_scope, rules, scope_implies), without
+	// offline_access.
 	ScopesSupported []string `json:"scopes_supported,omitempty"`
 
 	// RequireScope lists scopes every request needs. A valid token lacking
@@ -100,6 +104,40 @@ type Handler struct {
 	// a signature check each time. 0 disables the cache. Default: 10000.
 	TokenCache *int `json:"token_cache,omitempty"`
 
+	// Methods are rules for JSON-RPC methods (e.g. resources/read).
+	Methods []Rule `json:"methods,omitempty"`
+
+	// Tools are rules for MCP tools, matched on params.name of tools/call.
+	Tools []Rule `json:"tools,omitempty"`
+
+	// ScopeImplies maps a scope to the scopes it includes, e.g. mcp:admin
+	// to mcp:write and mcp:read; granted scopes are expanded before checks.
+	ScopeImplies map[string][]string `json:"scope_implies,omitempty"`
+
+	// MaxBody is the largest request body inspected for method and tool
+	// rules; a larger one gets 413. Bodies are read only when a rule exists.
+	// Default: 1MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// ChallengeScope chooses the scope parameter of a 403: "cumulative"
+	// names require_scope, the operation's scopes and the scopes the token
+	// already holds that this resource knows (clients that re-authorize with
+	// exactly that scope keep working); "operation" names only what the
+	// operation needs (MCP draft). Default: cumulative.
+	ChallengeScope string `json:"challenge_scope,omitempty"`
+
+	// BindSessions binds each Mcp-Session-Id the backend issues to the
+	// issuer and subject of the token that created it; a request presenting
+	// the session with another identity gets 404 and never reaches the
+	// backend.
+	BindSessions bool `json:"bind_sessions,omitempty"`
+
+	// SessionKey is the secret that seals session IDs when bind_sessions is
+	// on; {env.*} and {file.*} placeholders are resolved at load. Instances
+	// behind one load balancer need the same key. Default: a random key per
+	// process (sessions survive config reloads, not restarts).
+	SessionKey string `json:"session_key,omitempty"`
+
 	prmPath    string
 	prmURL     string
 	origin     string
@@ -109,6 +147,8 @@ type Handler struct {
 	validator  *validator.Validator
 	poolKeys   []string
 	challenges challenges
+	policy     *policy.Policy
+	sessions   *sessionBinder
 	rootOrigin string
 	logger     *zap.Logger
 }
@@ -224,6 +264,15 @@ func (h *Handler) provision() error {
 	}
 	if err := h.provisionValidator(); err != nil {
 		return err
+	}
+	if h.policy, err = h.compilePolicy(); err != nil {
+		return err
+	}
+	if h.BindSessions {
+		b := newSessionBinder(caddy.NewReplacer().ReplaceAll(h.SessionKey, ""))
+		h.sessions = &b
+	} else if h.SessionKey != "" {
+		return errors.New("session_key is set but bind_sessions is not; add bind_sessions or remove session_key")
 	}
 	if err := h.provisionMetadata(); err != nil {
 		return err
@@ -442,7 +491,7 @@ func (h *Handler) provisionMetadata() error {
 		doc.AuthorizationServers = append(doc.AuthorizationServers, ic.Issuer)
 	}
 	if len(doc.ScopesSupported) == 0 {
-		doc.ScopesSupported = advertisedScopes(h.RequireScope)
+		doc.ScopesSupported = advertisedScopes(h.RequireScope, h.policy.AllScopes())
 	}
 	b, err := doc.Marshal()
 	if err != nil {
@@ -498,7 +547,11 @@ var now = time.Now
 // access_token parameter.
 const maxFormPeek = 64 << 10
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler.
+// ServeHTTP implements caddyhttp.MiddlewareHandler. Checks run in the order
+// that gives the most useful answer (SPEC D38): metadata and CORS first,
+// then the credential's shape, the request body (400/413), the token (401,
+// or 503 when keys are unavailable), the authentication strength (401 step
+// up), the scopes (403), and the session binding (404).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if p := r.URL.Path; strings.HasPrefix(p, metadata.WellKnownPrefix) &&
 		(len(p) == len(metadata.WellKnownPrefix) || p[len(metadata.WellKnownPrefix)] == '/') {
@@ -508,10 +561,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	hdr := w.Header()
 	if origin := r.Header.Get("Origin"); origin != "" {
 		if !h.originAllowed(origin) {
-			if ce := h.logger.Check(zapcore.DebugLevel, "origin not allowed"); ce != nil {
-				ce.Write(zap.String("origin", origin), zap.String("method", r.Method), zap.String("uri", r.URL.Path))
-			}
-			return caddyhttp.Error(http.StatusForbidden, errOrigin)
+			return h.reject(w, r, rejection{status: http.StatusForbidden, desc: "Origin not allowed", rpcCode: rpcInvalidRequest, logReason: "origin not allowed"})
 		}
 		hdr.Set("Access-Control-Allow-Origin", origin)
 		hdr.Add("Vary", "Origin")
@@ -533,23 +583,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	authz := r.Header.Values("Authorization")
 	if len(authz) > 1 {
-		return h.challenge(w, r, http.StatusBadRequest, h.challenges.invalidRequest, "more than one Authorization header")
+		return h.reject(w, r, h.invalidRequest("The request carries more than one access token", "more than one Authorization header"))
 	}
 	if formHasToken(r) {
 		if len(authz) > 0 {
-			return h.challenge(w, r, http.StatusBadRequest, h.challenges.invalidRequest, "token in both header and body")
+			return h.reject(w, r, h.invalidRequest("The request carries more than one access token", "token in both header and body"))
 		}
-		return h.challenge(w, r, http.StatusUnauthorized, h.challenges.noToken, "token in form body is not supported")
+		return h.reject(w, r, h.noToken("token in form body is not supported"))
 	}
 	if len(authz) == 0 {
-		return h.challenge(w, r, http.StatusUnauthorized, h.challenges.noToken, "no token")
+		return h.reject(w, r, h.noToken("no token"))
 	}
 	tok, kind := validator.ParseAuthorization(authz[0])
 	switch kind {
 	case validator.NoBearer:
-		return h.challenge(w, r, http.StatusUnauthorized, h.challenges.noToken, "not a Bearer credential")
+		return h.reject(w, r, h.noToken("not a Bearer credential"))
 	case validator.BearerMalformed:
-		return h.challenge(w, r, http.StatusUnauthorized, h.challenges.invalid[validator.ReasonMalformed], "malformed Bearer credential")
+		return h.reject(w, r, h.invalidToken(validator.ReasonMalformed))
+	}
+
+	// The body is read only when a method or tool rule needs it.
+	var inspected policy.Request
+	var body []byte
+	if h.policy.NeedsBody() && r.Method == http.MethodPost {
+		buf := bodyPool.Get().(*bytes.Buffer)
+		defer putBody(buf)
+		var rj *rejection
+		inspected, body, rj = h.inspectBody(r, buf)
+		if rj != nil {
+			return h.reject(w, r, *rj)
+		}
 	}
 
 	claims, err := h.validator.Validate(r.Context(), tok)
@@ -563,33 +626,128 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			if c := h.logger.Check(zapcore.WarnLevel, "cannot validate token: issuer keys unavailable"); c != nil {
 				c.Write(zap.String("uri", r.URL.Path))
 			}
-			return caddyhttp.Error(http.StatusServiceUnavailable, err)
+			return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, desc: ve.Reason.Description(), rpcCode: rpcServiceUnavailable, logReason: ve.Reason.String()})
 		}
-		return h.challenge(w, r, http.StatusUnauthorized, h.challenges.invalid[ve.Reason], ve.Reason.String())
+		return h.reject(w, r, h.invalidToken(ve.Reason))
 	}
 
-	if missing := missingScope(claims, h.RequireScope); missing != "" {
-		hdr.Set("WWW-Authenticate", h.challenges.insufficientScope(h.RequireScope, claims, h.ScopesSupported))
-		if ce := h.logger.Check(zapcore.DebugLevel, "insufficient scope"); ce != nil {
-			ce.Write(zap.String("missing", missing), zap.String("sub", claims.Subject), zap.String("method", r.Method), zap.String("uri", r.URL.Path))
-		}
-		return caddyhttp.Error(http.StatusForbidden, errScope)
+	req := h.policy.Requirements(inspected)
+	grant := policy.Grant{Scopes: claims.Scopes, ACR: claims.ACR}
+	if claims.AuthTime > 0 {
+		grant.AuthTime = time.Unix(claims.AuthTime, 0)
+	}
+	if d := h.policy.Check(req, grant, now()); d.Outcome != policy.Allow {
+		return h.reject(w, r, h.stepUp(d, body, inspected))
 	}
 
-	setPlaceholders(r, claims)
+	if h.sessions != nil {
+		if sealed := r.Header.Get(sessionHeader); sealed != "" {
+			id, ok := h.sessions.open(claims.Issuer, claims.Subject, sealed)
+			if !ok {
+				return h.reject(w, r, rejection{status: http.StatusNotFound, desc: "Session not found", rpcCode: rpcInvalidRequest, logReason: "session bound to another identity"})
+			}
+			r.Header.Set(sessionHeader, id)
+		}
+		iss, sub, b := claims.Issuer, claims.Subject, h.sessions
+		w = &sealingWriter{
+			ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+			seal:                  func(id string) string { return b.seal(iss, sub, id) },
+		}
+	}
+
+	setPlaceholders(r, claims, req.Method, req.Tool)
 	if !h.ForwardToken {
 		r.Header.Del("Authorization")
 	}
 	if ce := h.logger.Check(zapcore.DebugLevel, "token accepted"); ce != nil {
-		ce.Write(zap.String("sub", claims.Subject), zap.String("iss", claims.Issuer), zap.String("client_id", claims.ClientID), zap.String("method", r.Method), zap.String("uri", r.URL.Path))
+		ce.Write(zap.String("sub", claims.Subject), zap.String("iss", claims.Issuer), zap.String("client_id", claims.ClientID),
+			zap.String("mcp_method", req.Method), zap.String("mcp_tool", req.Tool), zap.String("method", r.Method), zap.String("uri", r.URL.Path))
 	}
 	return next.ServeHTTP(w, r)
 }
 
-var (
-	errOrigin = errors.New("origin not allowed")
-	errScope  = errors.New("insufficient scope")
-)
+// maxPooledBody is the largest buffer kept for reuse.
+const maxPooledBody = 1<<20 + 1
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBody(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		b.Reset()
+		bodyPool.Put(b)
+	}
+}
+
+// inspectBody reads the body (at most MaxBody bytes) into buf, checks it
+// with the policy inspector and puts the identical bytes back for the
+// backend.
+func (h *Handler) inspectBody(r *http.Request, buf *bytes.Buffer) (policy.Request, []byte, *rejection) {
+	limit := h.policy.MaxBody()
+	if r.ContentLength > limit {
+		return policy.Request{}, nil, h.tooLarge(limit)
+	}
+	buf.Reset()
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		rj := h.invalidRequest("The request body could not be read", "reading body: "+err.Error())
+		return policy.Request{}, nil, &rj
+	}
+	if int64(buf.Len()) > limit {
+		return policy.Request{}, nil, h.tooLarge(limit)
+	}
+	body := buf.Bytes()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	req, err := h.policy.Inspect(body, r.Header.Get("Mcp-Method"), r.Header.Get("Mcp-Name"))
+	if err != nil {
+		rj := h.invalidRequest("The request is not a valid JSON-RPC message", err.Error())
+		if errors.Is(err, policy.ErrHeaderMismatch) {
+			rj.desc = "The Mcp-Method or Mcp-Name header does not match the request body"
+			rj.rpcCode = rpcHeaderMismatch
+		}
+		return policy.Request{}, nil, &rj
+	}
+	return req, body, nil
+}
+
+func (h *Handler) tooLarge(limit int64) *rejection {
+	return &rejection{status: http.StatusRequestEntityTooLarge, desc: fmt.Sprintf("The request body is larger than %d bytes", limit), rpcCode: rpcInvalidRequest, logReason: "body too large"}
+}
+
+func (h *Handler) noToken(why string) rejection {
+	return rejection{status: http.StatusUnauthorized, challenge: h.challenges.noToken, desc: "An access token is required", rpcCode: rpcUnauthorized, logReason: why}
+}
+
+func (h *Handler) invalidToken(reason validator.Reason) rejection {
+	return rejection{status: http.StatusUnauthorized, challenge: h.challenges.invalid[reason], oauthErr: metadata.ErrInvalidToken, desc: reason.Description(), rpcCode: rpcUnauthorized, logReason: reason.String()}
+}
+
+func (h *Handler) invalidRequest(desc, why string) rejection {
+	return rejection{status: http.StatusBadRequest, challenge: h.challenges.invalidRequest, oauthErr: metadata.ErrInvalidRequest, desc: desc, rpcCode: rpcInvalidRequest, logReason: why}
+}
+
+// stepUp builds the RFC 9470 401 or the RFC 6750 403 for a policy refusal.
+func (h *Handler) stepUp(d policy.Decision, body []byte, req policy.Request) rejection {
+	c := metadata.Challenge{
+		Error:            d.Outcome.String(),
+		ErrorDescription: d.Description,
+		Scope:            d.ChallengeScope,
+		ResourceMetadata: h.prmURL,
+	}
+	rj := rejection{status: http.StatusForbidden, oauthErr: d.Outcome.String(), desc: d.Description, rpcCode: rpcInsufficientScope,
+		logReason: d.Outcome.String() + ": missing " + strings.Join(d.Missing, " ")}
+	if d.Outcome == policy.InsufficientUserAuthentication {
+		rj.status = http.StatusUnauthorized
+		rj.rpcCode = rpcInsufficientAuthN
+		rj.logReason = d.Outcome.String()
+		c.ACRValues = d.ACRValues
+		c.MaxAge, c.HasMaxAge = d.MaxAge, d.MaxAge >= 0
+	}
+	rj.challenge = c.String()
+	if req.Len() == 1 && !req.Batch() {
+		rj.id = requestID(body)
+	}
+	return rj
+}
 
 const exposedHeaders = "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version"
 
@@ -614,24 +772,6 @@ func (h *Handler) originAllowed(origin string) bool {
 	}
 	_, ok := h.allowed[n]
 	return ok
-}
-
-// challenge sets WWW-Authenticate and returns the HTTP error.
-func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, status int, value, why string) error {
-	w.Header().Set("WWW-Authenticate", value)
-	if ce := h.logger.Check(zapcore.DebugLevel, "request refused"); ce != nil {
-		ce.Write(zap.Int("status", status), zap.String("reason", why), zap.String("method", r.Method), zap.String("uri", r.URL.Path))
-	}
-	return caddyhttp.Error(status, errors.New(why))
-}
-
-func missingScope(c *validator.Claims, required []string) string {
-	for _, s := range required {
-		if !c.HasScope(s) {
-			return s
-		}
-	}
-	return ""
 }
 
 // stripQueryToken removes access_token query parameters from the request.
@@ -715,7 +855,7 @@ func (h *Handler) serveMetadata(w http.ResponseWriter, r *http.Request, next cad
 // setPlaceholders publishes the verified identity for later handlers and
 // the access log. One lazy provider serves every http.auth.user.* name, so
 // a request pays for a placeholder only when something reads it.
-func setPlaceholders(r *http.Request, c *validator.Claims) {
+func setPlaceholders(r *http.Request, c *validator.Claims, mcpMethod, mcpTool string) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
@@ -723,6 +863,12 @@ func setPlaceholders(r *http.Request, c *validator.Claims) {
 	repl.Map(func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, "http.auth.user.")
 		if !ok {
+			switch key {
+			case "http.auth.mcp.method":
+				return mcpMethod, true
+			case "http.auth.mcp.tool":
+				return mcpTool, true
+			}
 			return nil, false
 		}
 		switch name {
