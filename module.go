@@ -262,9 +262,6 @@ func (h *Handler) provision() error {
 	if err := h.provisionOrigins(); err != nil {
 		return err
 	}
-	if err := h.provisionValidator(); err != nil {
-		return err
-	}
 	if h.policy, err = h.compilePolicy(); err != nil {
 		return err
 	}
@@ -273,6 +270,11 @@ func (h *Handler) provision() error {
 		h.sessions = &b
 	} else if h.SessionKey != "" {
 		return errors.New("session_key is set but bind_sessions is not; add bind_sessions or remove session_key")
+	}
+	// Last, since it starts fetching keys: a configuration with a mistake
+	// must not reach out to any issuer.
+	if err := h.provisionValidator(); err != nil {
+		return err
 	}
 	if err := h.provisionMetadata(); err != nil {
 		return err
@@ -342,7 +344,6 @@ func (h *Handler) provisionValidator() error {
 	if len(h.Issuers) == 0 {
 		return errors.New("no issuer: add at least one, e.g. issuer https://idp.example.com")
 	}
-	var issuers []*validator.Issuer
 	seen := map[string]bool{}
 	for _, ic := range h.Issuers {
 		if ic == nil || ic.Issuer == "" {
@@ -355,16 +356,26 @@ func (h *Handler) provisionValidator() error {
 		if err := checkIssuer(ic); err != nil {
 			return err
 		}
+		for _, a := range ic.Algorithms {
+			if err := checkAlgorithm(a); err != nil {
+				return fmt.Errorf("issuer %q: algorithms: %w", ic.Issuer, err)
+			}
+		}
+	}
+	entries := defaultTokenCache
+	if h.TokenCache != nil {
+		entries = *h.TokenCache
+	}
+	if entries < 0 {
+		return fmt.Errorf("token_cache %d: must be 0 (off) or more", entries)
+	}
+	var issuers []*validator.Issuer
+	for _, ic := range h.Issuers {
 		auds := ic.Audiences
 		if len(auds) == 0 {
 			auds = defaultAudiences(h.Resource)
 		}
 		algs := ic.Algorithms
-		for _, a := range algs {
-			if err := checkAlgorithm(a); err != nil {
-				return fmt.Errorf("issuer %q: algorithms: %w", ic.Issuer, err)
-			}
-		}
 		kp, err := h.keySource(ic)
 		if err != nil {
 			return fmt.Errorf("issuer %q: %w", ic.Issuer, err)
@@ -377,13 +388,6 @@ func (h *Handler) provisionValidator() error {
 			RequireTyp: ic.RequireTyp,
 			Keys:       kp,
 		})
-	}
-	entries := defaultTokenCache
-	if h.TokenCache != nil {
-		entries = *h.TokenCache
-	}
-	if entries < 0 {
-		return fmt.Errorf("token_cache %d: must be 0 (off) or more", entries)
 	}
 	v, err := validator.New(validator.Config{
 		Issuers:      issuers,
