@@ -76,7 +76,7 @@ type KeySource struct {
 	inflight  chan struct{} // closed when the current fetch finishes
 	lastFetch time.Time     // start of the last fetch attempt
 	jwksURI   string        // discovered or configured
-	failing   bool          // last fetch failed; warn once per outage
+	failing   bool          // last fetch failed; warn once per outage (guarded by mu)
 
 	fetches atomic.Int64
 	now     func() time.Time
@@ -213,16 +213,19 @@ func (s *KeySource) fetchShared(ctx context.Context, force bool) error {
 	// that hangs up must not abort a fetch that others are waiting for.
 	err := s.fetch(s.ctx)
 
+	// The outcome is recorded before the next fetch may start, under the
+	// same lock that hands out the in-flight slot.
 	s.mu.Lock()
 	s.inflight = nil
+	wasFailing := s.failing
+	s.failing = err != nil && s.ctx.Err() == nil
 	close(ch)
 	s.mu.Unlock()
 
 	if err == nil {
-		if s.failing {
+		if wasFailing {
 			s.cfg.Logger.Info("JWKS fetch recovered", zap.String("issuer", s.cfg.Issuer))
 		}
-		s.failing = false
 		return nil
 	}
 	if s.ctx.Err() != nil {
@@ -231,10 +234,9 @@ func (s *KeySource) fetchShared(ctx context.Context, force bool) error {
 	// Warn on the first failure of an outage; later ones at debug level, so
 	// a long outage does not flood the log.
 	level := zap.DebugLevel
-	if !s.failing {
+	if !wasFailing {
 		level = zap.WarnLevel
 	}
-	s.failing = true
 	if c := s.cfg.Logger.Check(level, "JWKS fetch failed; keeping the keys already known"); c != nil {
 		c.Write(zap.String("issuer", s.cfg.Issuer), zap.Int("known_keys", s.Keys().Len()), zap.Error(err))
 	}

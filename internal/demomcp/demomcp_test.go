@@ -184,6 +184,16 @@ func TestCountdownStreamsProgress(t *testing.T) {
 		t.Errorf("countdown took %v, want about %v", elapsed, (n-1)*50*time.Millisecond)
 	}
 
+	// The SDK client runs notification handlers asynchronously, so the last
+	// one may land just after the call returns: wait for it, bounded.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		got := len(notes)
+		mu.Unlock()
+		if got >= n || time.Now().After(deadline) {
+			break
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(notes) != n {
