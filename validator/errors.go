@@ -28,6 +28,7 @@ const (
 	ReasonNoAudience
 	ReasonSenderConstrained
 	ReasonKeysUnavailable
+	ReasonInactive
 	numReasons
 )
 
@@ -58,6 +59,7 @@ var reasonText = [numReasons]string{
 	ReasonNoAudience:        "The access token has no audience",
 	ReasonSenderConstrained: "The access token is sender-constrained and cannot be used as a bearer token",
 	ReasonKeysUnavailable:   "The authorization server's keys are not available",
+	ReasonInactive:          "The access token is not active",
 }
 
 var reasonCode = [numReasons]string{
@@ -78,6 +80,7 @@ var reasonCode = [numReasons]string{
 	ReasonNoAudience:        "no_audience",
 	ReasonSenderConstrained: "sender_constrained",
 	ReasonKeysUnavailable:   "keys_unavailable",
+	ReasonInactive:          "inactive",
 }
 
 // Description is the human-readable text for error_description. It never

@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 )
 
 // MaxKeys is the most keys taken from one JWK Set; the rest are ignored.
@@ -65,6 +66,34 @@ func (s *KeySet) candidates(kid string) []*Key {
 		return s.keys
 	}
 	return s.byKID[kid]
+}
+
+// Verify checks a JWS signature over input with the keys of this set that
+// may have made it: those with kid (every key when kid is empty) whose type
+// and own alg fit alg. It returns the key that verified, or an *Error with
+// ReasonUnknownKey, ReasonAlgorithm or ReasonSignature. alg must already
+// have passed the caller's allow-list.
+func (s *KeySet) Verify(alg, kid string, input, sig []byte) (*Key, error) {
+	cands := s.candidates(kid)
+	if len(cands) == 0 {
+		return nil, reject(ReasonUnknownKey)
+	}
+	tried := false
+	for _, k := range cands {
+		if !k.fits(alg) {
+			continue
+		}
+		tried = true
+		if jwsbb.Verify(k.Public, alg, input, sig) == nil {
+			return k, nil
+		}
+	}
+	if !tried {
+		// The named key exists but cannot make this kind of signature,
+		// e.g. an RSA key named in an ES256 token.
+		return nil, reject(ReasonAlgorithm)
+	}
+	return nil, reject(ReasonSignature)
 }
 
 // Thumbprints lists the thumbprints in the set, sorted; for tests and logs.

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 	"unsafe"
-
-	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 )
 
 // KeyProvider is where an issuer's keys come from; *KeySource implements it.
@@ -266,31 +264,11 @@ func (v *Validator) verify(ctx context.Context, iss *Issuer, alg, kid string, in
 			return nil, reject(ReasonKeysUnavailable)
 		}
 	}
-	cands := set.candidates(kid)
-	if len(cands) == 0 && kid != "" {
+	if kid != "" && len(set.candidates(kid)) == 0 {
 		// Perhaps the issuer rotated in a new key (OIDC Core §10.1.1).
 		set = iss.Keys.Refetch(ctx)
-		cands = set.candidates(kid)
 	}
-	if len(cands) == 0 {
-		return nil, reject(ReasonUnknownKey)
-	}
-	tried := false
-	for _, k := range cands {
-		if !k.fits(alg) {
-			continue
-		}
-		tried = true
-		if jwsbb.Verify(k.Public, alg, input, sig) == nil {
-			return k, nil
-		}
-	}
-	if !tried {
-		// The named key exists but cannot make this kind of signature,
-		// e.g. an RSA key named in an ES256 token.
-		return nil, reject(ReasonAlgorithm)
-	}
-	return nil, reject(ReasonSignature)
+	return set.Verify(alg, kid, input, sig)
 }
 
 // typAcceptable implements the "typ" policy. RFC 9068 §4 wants at+jwt, but

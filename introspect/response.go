@@ -1,0 +1,224 @@
+package introspect
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/mcpauth/caddy-mcp-auth/validator"
+)
+
+// response is the part of an introspection answer (RFC 7662 §2.2) acted on.
+// Members that decide whether the token is accepted must have the right
+// type, or the whole answer is unusable; descriptive members of another
+// type are ignored.
+type response struct {
+	Active    *bool           `json:"active"`
+	Iss       *string         `json:"iss"`
+	Aud       stringOrArray   `json:"aud"`
+	Exp       *numericDate    `json:"exp"`
+	Nbf       *numericDate    `json:"nbf"`
+	TokenType *string         `json:"token_type"`
+	Cnf       json.RawMessage `json:"cnf"`
+	Scope     stringOrArray   `json:"scope"`
+	Sub       looseString     `json:"sub"`
+	ClientID  looseString     `json:"client_id"`
+	Acr       looseString     `json:"acr"`
+	AuthTime  looseDate       `json:"auth_time"`
+	Jti       looseString     `json:"jti"`
+}
+
+// check applies RFC 7662 and the resource server's rules to an answer.
+// A refused token is a non-temporary error; an answer that is not a valid
+// introspection response is a Temporary one.
+func (i *Introspector) check(doc []byte) (*validator.Claims, answer, error) {
+	doc = bytes.TrimSpace(doc)
+	if len(doc) == 0 || doc[0] != '{' {
+		return nil, answer{}, temporary("introspection answer is not a JSON object")
+	}
+	var r response
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return nil, answer{}, temporary("introspection answer is not a valid response: " + err.Error())
+	}
+	if r.Active == nil {
+		return nil, answer{}, temporary(`introspection answer has no boolean "active"`)
+	}
+	if !*r.Active {
+		return nil, answer{}, refuse(reasonInactive, "inactive")
+	}
+	if r.Iss != nil && *r.Iss != i.issuer {
+		return nil, answer{}, refuse(validator.ReasonUnknownIssuer, "introspection answer names another issuer")
+	}
+	if r.TokenType != nil && !bearerType(*r.TokenType) {
+		return nil, answer{}, refuse(validator.ReasonUnsupportedType, "token_type is not an access token type")
+	}
+	unix := i.now().Unix()
+	var exp int64
+	if r.Exp != nil {
+		exp = int64(math.Floor(float64(*r.Exp)))
+		if unix >= exp+i.skew {
+			return nil, answer{}, refuse(validator.ReasonExpired, "")
+		}
+	}
+	if r.Nbf != nil && int64(math.Ceil(float64(*r.Nbf))) > unix+i.skew {
+		return nil, answer{}, refuse(validator.ReasonNotYetValid, "")
+	}
+	if len(r.Aud.vals) == 0 {
+		if !i.allowNoAud {
+			return nil, answer{}, refuse(validator.ReasonNoAudience, "")
+		}
+	} else if !audienceMatch(r.Aud.vals, i.audiences) {
+		return nil, answer{}, refuse(validator.ReasonAudience, "")
+	}
+	// A token bound to a key (DPoP, RFC 9449 §6; mTLS, RFC 8705 §3) is only
+	// as good as its proof; presented as a bare bearer token it is refused.
+	if len(r.Cnf) > 0 && string(r.Cnf) != "null" {
+		return nil, answer{}, refuse(validator.ReasonSenderConstrained, "")
+	}
+
+	scopes := splitScopes(r.Scope)
+	if i.scopeClaim != "" {
+		var all map[string]json.RawMessage
+		if err := json.Unmarshal(doc, &all); err != nil {
+			return nil, answer{}, temporary("introspection answer is not a valid response: " + err.Error())
+		}
+		var s stringOrArray
+		if raw, ok := all[i.scopeClaim]; ok {
+			if err := s.UnmarshalJSON(raw); err != nil {
+				return nil, answer{}, temporary("introspection answer: " + i.scopeClaim + " is not a string nor an array of strings")
+			}
+		}
+		scopes = splitScopes(s)
+	}
+	// The claims keep the answer for StringClaim; a copy of exactly its
+	// size, so that the cache does not pin the larger read buffer.
+	raw := append(make([]byte, 0, len(doc)), doc...)
+	c := validator.NewClaims(validator.ClaimsInput{
+		// "iss" is optional in an answer; when present it equals the
+		// issuer, whose endpoint this is.
+		Issuer:   i.issuer,
+		Subject:  string(r.Sub),
+		Audience: r.Aud.vals,
+		ClientID: string(r.ClientID),
+		Scopes:   scopes,
+		ACR:      string(r.Acr),
+		AuthTime: int64(r.AuthTime),
+		Expiry:   exp,
+		JTI:      string(r.Jti),
+		Raw:      raw,
+	})
+	return c, answer{exp: nanos(exp), size: int64(len(doc))}, nil
+}
+
+// bearerType reports whether a token_type names a bearer access token. The
+// values are those real servers send (RFC 7662 leaves them open): the token
+// type hint "access_token", the RFC 8693 identifier, and "Bearer" in any
+// case (RFC 6750 §4 registers it, RFC 6749 §7.1 compares case-insensitively).
+// A refresh token, an ID token or a "DPoP"/"N_A" token is refused.
+func bearerType(t string) bool {
+	return t == "access_token" ||
+		t == "urn:ietf:params:oauth:token-type:access_token" ||
+		strings.EqualFold(t, "bearer")
+}
+
+func audienceMatch(aud, accepted []string) bool {
+	for _, a := range aud {
+		for _, b := range accepted {
+			if a == b {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// numericDate is a NumericDate (RFC 7519 §2): seconds since the epoch,
+// possibly with a fraction. Anything but a finite number is an error.
+type numericDate float64
+
+func (n *numericDate) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return errType
+	}
+	*n = numericDate(f)
+	return nil
+}
+
+// looseDate is a NumericDate whose absence or wrong type reads as 0.
+type looseDate int64
+
+func (n *looseDate) UnmarshalJSON(b []byte) error {
+	var d numericDate
+	if d.UnmarshalJSON(b) == nil && d > 0 && float64(d) < math.MaxInt64 {
+		*n = looseDate(math.Floor(float64(d)))
+	}
+	return nil
+}
+
+// looseString is a string member whose wrong type reads as "".
+type looseString string
+
+func (s *looseString) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var v string
+		if json.Unmarshal(b, &v) == nil {
+			*s = looseString(v)
+		}
+	}
+	return nil
+}
+
+type typeError string
+
+func (e typeError) Error() string { return string(e) }
+
+const errType = typeError("member of the wrong type")
+
+// stringOrArray is a member sent as one string or as an array of strings
+// (aud per RFC 7519 §4.1.3; scopes as some servers send them). null reads
+// as absent.
+type stringOrArray struct {
+	vals  []string
+	array bool
+}
+
+func (s *stringOrArray) UnmarshalJSON(b []byte) error {
+	*s = stringOrArray{}
+	switch {
+	case string(b) == "null":
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var v string
+		if err := json.Unmarshal(b, &v); err != nil {
+			return errType
+		}
+		s.vals = []string{v}
+	default:
+		s.array = true
+		if err := json.Unmarshal(b, &s.vals); err != nil {
+			return errType
+		}
+	}
+	return nil
+}
+
+// splitScopes turns a scope member into a list: a space-delimited string
+// (RFC 7662 §2.2, RFC 6749 §3.3) or an array of strings.
+func splitScopes(s stringOrArray) []string {
+	if s.array {
+		out := make([]string, 0, len(s.vals))
+		for _, v := range s.vals {
+			if v != "" {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	if len(s.vals) == 0 {
+		return nil
+	}
+	return strings.Fields(s.vals[0])
+}
