@@ -62,6 +62,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //			algorithms <alg...>
 //			scope_claim <name>
 //			require_typ
+//			introspection_endpoint <url>
+//			client_id <id>
+//			client_secret <secret>
+//			client_auth basic|post
+//			introspection_cache <duration>
+//			introspect always|opaque
+//			allow_missing_audience
 //		}
 //		scopes_supported <scope...>
 //		require_scope <scope...>
@@ -350,12 +357,50 @@ func parseIssuer(d *caddyfile.Dispenser) (*IssuerConfig, error) {
 				return nil, d.Errf("require_typ: takes no arguments")
 			}
 			ic.RequireTyp = true
+		case "introspection_endpoint":
+			if !d.AllArgs(&ic.IntrospectionEndpoint) {
+				return nil, d.Errf("introspection_endpoint: takes exactly one URL")
+			}
+		case "client_id":
+			if !d.AllArgs(&ic.ClientID) {
+				return nil, d.Errf("client_id: takes exactly one value")
+			}
+		case "client_secret":
+			if !d.AllArgs(&ic.ClientSecret) {
+				return nil, d.Errf("client_secret: takes exactly one value, e.g. client_secret {env.MCP_INTROSPECTION_SECRET}")
+			}
+		case "client_auth":
+			if !d.AllArgs(&ic.ClientAuth) || (ic.ClientAuth != "basic" && ic.ClientAuth != "post") {
+				return nil, d.Errf("client_auth: takes basic (client_secret_basic) or post (client_secret_post)")
+			}
+		case "introspection_cache":
+			var v string
+			if !d.AllArgs(&v) {
+				return nil, d.Errf("introspection_cache: takes one duration, e.g. introspection_cache 60s")
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return nil, d.Errf("introspection_cache: bad duration value %s: %v", v, err)
+			}
+			ic.IntrospectionCache = caddy.Duration(dur)
+		case "introspect":
+			if !d.AllArgs(&ic.Introspect) || (ic.Introspect != "always" && ic.Introspect != "opaque") {
+				return nil, d.Errf("introspect: takes always or opaque")
+			}
+		case "allow_missing_audience":
+			if d.NextArg() {
+				return nil, d.Errf("allow_missing_audience: takes no arguments")
+			}
+			ic.AllowMissingAudience = true
 		default:
 			return nil, d.Errf("issuer: unrecognized subdirective %q", dir)
 		}
 	}
 	if err := checkIssuer(ic); err != nil {
 		return nil, d.Errf("%v", err)
+	}
+	if err := checkIntrospection(ic); err != nil {
+		return nil, d.Errf("issuer %q: %v", ic.Issuer, err)
 	}
 	return ic, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/mcpauth/caddy-mcp-auth/introspect"
 	"github.com/mcpauth/caddy-mcp-auth/metadata"
 	"github.com/mcpauth/caddy-mcp-auth/policy"
 	"github.com/mcpauth/caddy-mcp-auth/validator"
@@ -149,8 +150,12 @@ type Handler struct {
 	challenges challenges
 	policy     *policy.Policy
 	sessions   *sessionBinder
-	rootOrigin string
-	logger     *zap.Logger
+	// introspected lists the issuers with introspection, in order;
+	// introspectAlways indexes those with `introspect always`.
+	introspected     []introspectedIssuer
+	introspectAlways map[string]*introspect.Introspector
+	rootOrigin       string
+	logger           *zap.Logger
 }
 
 // IssuerConfig is one trusted authorization server.
@@ -184,6 +189,42 @@ type IssuerConfig struct {
 	// which also accepts typ JWT or no typ (most IdPs send those), and
 	// refuses any other type.
 	RequireTyp bool `json:"require_typ,omitempty"`
+
+	// IntrospectionEndpoint is the issuer's RFC 7662 endpoint. Setting it
+	// or ClientID turns introspection on for this issuer. Default: the
+	// introspection_endpoint of the issuer's metadata.
+	IntrospectionEndpoint string `json:"introspection_endpoint,omitempty"`
+
+	// ClientID identifies the gateway to the introspection endpoint.
+	ClientID string `json:"client_id,omitempty"`
+
+	// ClientSecret authenticates the gateway to the introspection endpoint.
+	// Use a placeholder such as {env.MCP_INTROSPECTION_SECRET} or
+	// {file./run/secrets/introspection}; it is resolved at load.
+	ClientSecret string `json:"client_secret,omitempty"`
+
+	// ClientAuth is how the gateway authenticates: "basic"
+	// (client_secret_basic) or "post" (client_secret_post). Default: basic.
+	ClientAuth string `json:"client_auth,omitempty"`
+
+	// IntrospectionCache bounds how long an active answer is reused (never
+	// past the token's exp); revocation shows within this bound. Default: 60s.
+	IntrospectionCache caddy.Duration `json:"introspection_cache,omitempty"`
+
+	// Introspect is "opaque" (JWS-shaped tokens are validated locally, only
+	// others are introspected) or "always" (this issuer's JWTs are
+	// introspected too, for instant revocation). Default: opaque.
+	Introspect string `json:"introspect,omitempty"`
+
+	// AllowMissingAudience accepts introspection answers without aud, for
+	// authorization servers that omit it. Off by default: a token minted for
+	// another resource must not be accepted. JWTs always need aud.
+	AllowMissingAudience bool `json:"allow_missing_audience,omitempty"`
+}
+
+// introspects reports whether introspection is configured for the issuer.
+func (ic *IssuerConfig) introspects() bool {
+	return ic.ClientID != "" || ic.IntrospectionEndpoint != ""
 }
 
 // CaddyModule returns the Caddy module information.
@@ -361,6 +402,9 @@ func (h *Handler) provisionValidator() error {
 				return fmt.Errorf("issuer %q: algorithms: %w", ic.Issuer, err)
 			}
 		}
+		if err := checkIntrospection(ic); err != nil {
+			return fmt.Errorf("issuer %q: %w", ic.Issuer, err)
+		}
 	}
 	entries := defaultTokenCache
 	if h.TokenCache != nil {
@@ -388,6 +432,33 @@ func (h *Handler) provisionValidator() error {
 			RequireTyp: ic.RequireTyp,
 			Keys:       kp,
 		})
+		if ic.introspects() {
+			in, err := introspect.New(introspect.Config{
+				Issuer:               ic.Issuer,
+				Endpoint:             ic.IntrospectionEndpoint,
+				ClientID:             ic.ClientID,
+				ClientSecret:         caddy.NewReplacer().ReplaceAll(ic.ClientSecret, ""),
+				ClientAuth:           ic.ClientAuth,
+				Audiences:            auds,
+				AllowMissingAudience: ic.AllowMissingAudience,
+				ScopeClaim:           ic.ScopeClaim,
+				CacheTTL:             time.Duration(ic.IntrospectionCache),
+				ClockSkew:            time.Duration(h.ClockSkew),
+				Logger:               h.logger.Named("introspection"),
+				Now:                  now,
+				Keys:                 kp,
+			})
+			if err != nil {
+				return fmt.Errorf("issuer %q: %w", ic.Issuer, err)
+			}
+			h.introspected = append(h.introspected, introspectedIssuer{issuer: ic.Issuer, always: ic.Introspect == "always", in: in})
+			if ic.Introspect == "always" {
+				if h.introspectAlways == nil {
+					h.introspectAlways = map[string]*introspect.Introspector{}
+				}
+				h.introspectAlways[ic.Issuer] = in
+			}
+		}
 	}
 	v, err := validator.New(validator.Config{
 		Issuers:      issuers,
@@ -423,6 +494,40 @@ func checkIssuer(ic *IssuerConfig) error {
 	}
 	if ic.ScopeClaim != "" && !metadata.ValidScopeToken(ic.ScopeClaim) {
 		return fmt.Errorf("issuer %q: scope_claim %q: not a claim name", ic.Issuer, ic.ScopeClaim)
+	}
+	return nil
+}
+
+func checkIntrospection(ic *IssuerConfig) error {
+	if !ic.introspects() {
+		if ic.ClientSecret != "" || ic.ClientAuth != "" || ic.Introspect != "" || ic.IntrospectionCache != 0 || ic.AllowMissingAudience {
+			return errors.New("introspection settings need client_id (the gateway's client at the introspection endpoint)")
+		}
+		return nil
+	}
+	if ic.ClientID == "" {
+		return errors.New("introspection_endpoint needs client_id and client_secret: the endpoint authenticates the gateway (RFC 7662 §2.1)")
+	}
+	if ic.ClientSecret == "" {
+		return errors.New("client_id needs client_secret, e.g. client_secret {env.MCP_INTROSPECTION_SECRET}")
+	}
+	if ic.IntrospectionEndpoint != "" {
+		if err := validator.CheckURL(ic.IntrospectionEndpoint); err != nil {
+			return fmt.Errorf("introspection_endpoint: %w", err)
+		}
+	}
+	switch ic.ClientAuth {
+	case "", "basic", "post":
+	default:
+		return fmt.Errorf("client_auth %q: use basic or post", ic.ClientAuth)
+	}
+	switch ic.Introspect {
+	case "", "opaque", "always":
+	default:
+		return fmt.Errorf("introspect %q: use opaque or always", ic.Introspect)
+	}
+	if ic.IntrospectionCache < 0 || time.Duration(ic.IntrospectionCache) > time.Hour {
+		return fmt.Errorf("introspection_cache %s: must be between 0 and 1h", time.Duration(ic.IntrospectionCache))
 	}
 	return nil
 }
@@ -619,7 +724,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 
-	claims, err := h.validator.Validate(r.Context(), tok)
+	claims, err := h.authenticate(r.Context(), tok)
 	if err != nil {
 		var ve *validator.Error
 		if !errors.As(err, &ve) {
@@ -627,7 +732,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		if ve.Temporary {
 			hdr.Set("Retry-After", retryAfter)
-			if c := h.logger.Check(zapcore.WarnLevel, "cannot validate token: issuer keys unavailable"); c != nil {
+			if c := h.logger.Check(zapcore.WarnLevel, "cannot validate token now: issuer keys or introspection unavailable"); c != nil {
 				c.Write(zap.String("uri", r.URL.Path))
 			}
 			return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, desc: ve.Reason.Description(), rpcCode: rpcServiceUnavailable, logReason: ve.Reason.String()})

@@ -283,3 +283,28 @@ func NewClaims(in ClaimsInput) *Claims {
 		raw:      in.Raw,
 	}
 }
+
+// PeekIssuer returns the iss claim of a JWS-shaped token without verifying
+// anything. It is for routing only (which issuer's rules apply); nothing it
+// returns may be trusted.
+func PeekIssuer(tok string) (string, bool) {
+	dot1, dot2, err := splitCompact(tok)
+	if err != nil {
+		return "", false
+	}
+	body, err := decodeSegment(tok[dot1+1 : dot2])
+	if err != nil {
+		return "", false
+	}
+	var p struct {
+		Iss string `json:"iss"`
+	}
+	if decodeJSONObject(body, &p) != nil || p.Iss == "" {
+		return "", false
+	}
+	return p.Iss, true
+}
+
+// Reject returns the refusal error for r, for callers outside this package
+// that refuse tokens on the same terms.
+func Reject(r Reason) error { return reject(r) }
