@@ -715,7 +715,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	var inspected policy.Request
 	var body []byte
 	if h.policy.NeedsBody() && r.Method == http.MethodPost {
-		buf := bodyPool.Get().(*bytes.Buffer)
+		buf := bodyPool.Get().(*bodyBuf)
 		defer putBody(buf)
 		var rj *rejection
 		inspected, body, rj = h.inspectBody(r, buf)
@@ -775,37 +775,54 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return next.ServeHTTP(w, r)
 }
 
-// maxPooledBody is the largest buffer kept for reuse.
-const maxPooledBody = 1<<20 + 1
+// maxPooledBody is the largest buffer kept for reuse: room for the default
+// max_body and the reader's slack.
+const maxPooledBody = 2<<20 + 4096
 
-var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// bodyBuf holds an inspected request body and is the request's new Body,
+// so re-reading it for the backend allocates nothing.
+type bodyBuf struct {
+	buf bytes.Buffer
+	rd  bytes.Reader
+}
 
-func putBody(b *bytes.Buffer) {
-	if b.Cap() <= maxPooledBody {
-		b.Reset()
+func (b *bodyBuf) Read(p []byte) (int, error) { return b.rd.Read(p) }
+func (b *bodyBuf) Close() error               { return nil }
+
+var bodyPool = sync.Pool{New: func() any { return new(bodyBuf) }}
+
+func putBody(b *bodyBuf) {
+	if b.buf.Cap() <= maxPooledBody {
+		b.buf.Reset()
+		b.rd.Reset(nil)
 		bodyPool.Put(b)
 	}
 }
 
-// inspectBody reads the body (at most MaxBody bytes) into buf, checks it
-// with the policy inspector and puts the identical bytes back for the
-// backend.
-func (h *Handler) inspectBody(r *http.Request, buf *bytes.Buffer) (policy.Request, []byte, *rejection) {
+// inspectBody reads the body (at most MaxBody bytes) into b, checks it with
+// the policy inspector and puts the identical bytes back for the backend.
+func (h *Handler) inspectBody(r *http.Request, b *bodyBuf) (policy.Request, []byte, *rejection) {
 	limit := h.policy.MaxBody()
 	if r.ContentLength > limit {
 		return policy.Request{}, nil, h.tooLarge(limit)
 	}
-	buf.Reset()
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	b.buf.Reset()
+	if r.ContentLength > 0 {
+		// ReadFrom wants bytes.MinRead spare bytes before each read; with
+		// them reserved the buffer is allocated once.
+		b.buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := b.buf.ReadFrom(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		rj := h.invalidRequest("The request body could not be read", "reading body: "+err.Error())
 		return policy.Request{}, nil, &rj
 	}
-	if int64(buf.Len()) > limit {
+	if int64(b.buf.Len()) > limit {
 		return policy.Request{}, nil, h.tooLarge(limit)
 	}
-	body := buf.Bytes()
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	body := b.buf.Bytes()
+	b.rd.Reset(body)
+	r.Body = b
 	req, err := h.policy.Inspect(body, r.Header.Get("Mcp-Method"), r.Header.Get("Mcp-Name"))
 	if err != nil {
 		rj := h.invalidRequest("The request is not a valid JSON-RPC message", err.Error())
