@@ -68,20 +68,24 @@ func hasErrorRoutes(r *http.Request) bool {
 	return ok && srv != nil && srv.Errors != nil && len(srv.Errors.Routes) > 0
 }
 
+// rpcErrorBody is a JSON-RPC error response. The error's data repeats the
+// OAuth error code and description of the challenge, for clients that read
+// bodies rather than WWW-Authenticate.
 type rpcErrorBody struct {
 	JSONRPC string          `json:"jsonrpc"`
 	ID      json.RawMessage `json:"id"`
 	Error   rpcError        `json:"error"`
-	// The OAuth error, for clients that look for it (RFC 6750 names no body
-	// format; this follows the token endpoint's error response shape).
-	OAuthError       string `json:"error_description,omitempty"`
-	OAuthErrorCode   string `json:"oauth_error,omitempty"`
-	ResourceMetadata string `json:"-"`
 }
 
 type rpcError struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
+	Code    int       `json:"code"`
+	Message string    `json:"message"`
+	Data    *rpcOAuth `json:"data,omitempty"`
+}
+
+type rpcOAuth struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description,omitempty"`
 }
 
 func rejectionBody(rj rejection) []byte {
@@ -93,13 +97,11 @@ func rejectionBody(rj rejection) []byte {
 	if code == 0 {
 		code = rpcUnauthorized
 	}
-	b, _ := json.Marshal(rpcErrorBody{
-		JSONRPC:        "2.0",
-		ID:             id,
-		Error:          rpcError{Code: code, Message: rj.desc},
-		OAuthError:     rj.desc,
-		OAuthErrorCode: rj.oauthErr,
-	})
+	body := rpcErrorBody{JSONRPC: "2.0", ID: id, Error: rpcError{Code: code, Message: rj.desc}}
+	if rj.oauthErr != "" {
+		body.Error.Data = &rpcOAuth{Error: rj.oauthErr, ErrorDescription: rj.desc}
+	}
+	b, _ := json.Marshal(body)
 	return b
 }
 

@@ -243,65 +243,14 @@ func (i *Introspector) getEndpoint(ctx context.Context) (string, error) {
 // RFC 8414 document, then the OpenID Connect ones. A document naming another
 // issuer is refused (RFC 8414 §3.3).
 func (i *Introspector) discover(ctx context.Context) (string, error) {
-	urls, err := validator.DiscoveryURLs(i.issuer)
+	ep, err := validator.DiscoverEndpoint(ctx, i.getClient, i.issuer, "introspection_endpoint")
 	if err != nil {
 		return "", err
 	}
-	var errs []error
-	for _, u := range urls {
-		doc, err := i.getJSON(ctx, u)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", u, err))
-			continue
-		}
-		var md struct {
-			Issuer   string `json:"issuer"`
-			Endpoint string `json:"introspection_endpoint"`
-		}
-		if err := json.Unmarshal(doc, &md); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", u, err))
-			continue
-		}
-		if md.Issuer != i.issuer {
-			errs = append(errs, fmt.Errorf("%s: metadata names issuer %q, not %q; refused", u, md.Issuer, i.issuer))
-			continue
-		}
-		if md.Endpoint == "" {
-			errs = append(errs, fmt.Errorf("%s: no introspection_endpoint", u))
-			continue
-		}
-		if err := checkEndpoint(md.Endpoint); err != nil {
-			errs = append(errs, fmt.Errorf("%s: introspection_endpoint: %w", u, err))
-			continue
-		}
-		return md.Endpoint, nil
+	if err := checkEndpoint(ep); err != nil {
+		return "", fmt.Errorf("introspection_endpoint %s: %w", ep, err)
 	}
-	return "", fmt.Errorf("discovering the introspection endpoint of %s: %w", i.issuer, errors.Join(errs...))
-}
-
-func (i *Introspector) getJSON(ctx context.Context, u string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := i.getClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, validator.MaxDocumentSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(body) > validator.MaxDocumentSize {
-		return nil, fmt.Errorf("document larger than %d bytes", validator.MaxDocumentSize)
-	}
-	return body, nil
+	return ep, nil
 }
 
 // nanos converts a NumericDate in seconds to Unix nanoseconds, 0 when it

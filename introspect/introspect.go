@@ -264,35 +264,6 @@ var (
 	errCancelled = &validator.Error{Reason: validator.ReasonKeysUnavailable, Temporary: true, Detail: "request ended while waiting for token introspection"}
 )
 
-// token68 marks the characters of a bearer token (RFC 6750 §2.1 b64token,
-// before any trailing "=").
-var token68 = func() (t [256]bool) {
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-._~+/" {
-		t[c] = true
-	}
-	return t
-}()
-
-func isToken68(tok string) bool {
-	i := 0
-	for i < len(tok) && token68[tok[i]] {
-		i++
-	}
-	for i < len(tok) && tok[i] == '=' {
-		i++
-	}
-	return i > 0 && i == len(tok)
-}
-
 // Introspect checks tok and returns its claims. Errors are *validator.Error:
 // a Temporary one means the endpoint could not give a usable answer, not
 // that the token is bad.
@@ -303,7 +274,7 @@ func (i *Introspector) Introspect(ctx context.Context, tok string) (*validator.C
 	if len(tok) > validator.MaxTokenSize {
 		return nil, errTooLarge
 	}
-	if !isToken68(tok) {
+	if !validator.IsToken68(tok) {
 		return nil, errMalformed
 	}
 	// The token is hashed without copying it: Sum256 only reads.

@@ -29,6 +29,19 @@ var token68 = func() (t [256]bool) {
 	return t
 }()
 
+// IsToken68 reports whether s is a token68 (RFC 9110 §11.2), the syntax of
+// a bearer token (RFC 6750 §2.1).
+func IsToken68(s string) bool {
+	i := 0
+	for i < len(s) && token68[s[i]] {
+		i++
+	}
+	for i < len(s) && s[i] == '=' {
+		i++
+	}
+	return i > 0 && i == len(s)
+}
+
 // ParseAuthorization reads one Authorization header value. The scheme is
 // matched case-insensitively (RFC 9110 §11.1); it is separated from the
 // token by one or more spaces; trailing spaces and tabs are ignored. It does
@@ -64,14 +77,7 @@ func ParseAuthorization(v string) (string, Credential) {
 	if rest == "" {
 		return "", BearerMalformed
 	}
-	i := 0
-	for i < len(rest) && token68[rest[i]] {
-		i++
-	}
-	for i < len(rest) && rest[i] == '=' {
-		i++
-	}
-	if i == 0 || i != len(rest) {
+	if !IsToken68(rest) {
 		return "", BearerMalformed
 	}
 	return rest, BearerToken

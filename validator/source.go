@@ -336,10 +336,17 @@ func DiscoveryURLs(issuer string) ([]string, error) {
 	}, nil
 }
 
-// Discover finds the JWK Set URL of issuer from its metadata. A document
-// whose "issuer" is not byte-identical to issuer is refused (RFC 8414 §3.3),
-// as is a jwks_uri that is not https (except on loopback).
+// Discover finds the JWK Set URL of issuer from its metadata.
 func Discover(ctx context.Context, client *http.Client, issuer string) (string, error) {
+	return DiscoverEndpoint(ctx, client, issuer, "jwks_uri")
+}
+
+// DiscoverEndpoint reads the URL-valued member (jwks_uri,
+// introspection_endpoint, ...) of issuer's metadata, trying DiscoveryURLs
+// in order. A document whose "issuer" is not byte-identical to issuer is
+// refused (RFC 8414 §3.3), as is a URL that is not https (except on
+// loopback). Documents are at most MaxDocumentSize bytes.
+func DiscoverEndpoint(ctx context.Context, client *http.Client, issuer, member string) (string, error) {
 	urls, err := DiscoveryURLs(issuer)
 	if err != nil {
 		return "", err
@@ -351,29 +358,27 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (string, 
 			errs = append(errs, fmt.Errorf("%s: %w", u, err))
 			continue
 		}
-		var md struct {
-			Issuer  string `json:"issuer"`
-			JWKSURI string `json:"jwks_uri"`
-		}
+		var md map[string]json.RawMessage
+		var iss, endpoint string
 		if err := json.Unmarshal(doc, &md); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", u, err))
 			continue
 		}
-		if md.Issuer != issuer {
-			errs = append(errs, fmt.Errorf("%s: metadata names issuer %q, not %q; refused", u, md.Issuer, issuer))
+		if json.Unmarshal(md["issuer"], &iss) != nil || iss != issuer {
+			errs = append(errs, fmt.Errorf("%s: metadata names issuer %q, not %q; refused", u, iss, issuer))
 			continue
 		}
-		if md.JWKSURI == "" {
-			errs = append(errs, fmt.Errorf("%s: no jwks_uri", u))
+		if json.Unmarshal(md[member], &endpoint) != nil || endpoint == "" {
+			errs = append(errs, fmt.Errorf("%s: no %s", u, member))
 			continue
 		}
-		if err := CheckURL(md.JWKSURI); err != nil {
-			errs = append(errs, fmt.Errorf("%s: jwks_uri: %w", u, err))
+		if err := CheckURL(endpoint); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: %w", u, member, err))
 			continue
 		}
-		return md.JWKSURI, nil
+		return endpoint, nil
 	}
-	return "", fmt.Errorf("discovering metadata of %s: %w", issuer, errors.Join(errs...))
+	return "", fmt.Errorf("discovering %s of %s: %w", member, issuer, errors.Join(errs...))
 }
 
 // CheckURL accepts absolute https URLs, and http URLs whose host is
