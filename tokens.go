@@ -22,6 +22,11 @@ type introspectedIssuer struct {
 // it in configuration order. Errors are *validator.Error; a temporary one
 // (an endpoint or key set that could not be reached) means 503.
 func (h *Handler) authenticate(ctx context.Context, tok string) (*validator.Claims, error) {
+	// Without introspection every token is a JWT or nothing: the validator's
+	// own cache lookup comes first, so a repeated token is not scanned again.
+	if len(h.introspected) == 0 {
+		return h.validator.Validate(ctx, tok)
+	}
 	if validator.PreCheck(tok) == nil {
 		if h.introspectAlways != nil {
 			if iss, ok := validator.PeekIssuer(tok); ok {
@@ -31,12 +36,6 @@ func (h *Handler) authenticate(ctx context.Context, tok string) (*validator.Clai
 			}
 		}
 		return h.validator.Validate(ctx, tok)
-	}
-	if len(h.introspected) == 0 {
-		if len(tok) > validator.MaxTokenSize {
-			return nil, validator.Reject(validator.ReasonTooLarge)
-		}
-		return nil, validator.Reject(validator.ReasonMalformed)
 	}
 	var refused, temporary error
 	for _, ii := range h.introspected {

@@ -189,6 +189,13 @@ func TestWaiterBoundedByContext(t *testing.T) {
 	ep.setDefault(jsonAnswer(active(clk, nil)))
 	gate := make(chan struct{})
 	ep.setGate(gate)
+	opened := false
+	// A failure before the gate opens must not leave the endpoint hanging.
+	t.Cleanup(func() {
+		if !opened {
+			close(gate)
+		}
+	})
 	i, _ := newIntrospector(t, ep, clk, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -199,6 +206,7 @@ func TestWaiterBoundedByContext(t *testing.T) {
 		t.Fatal("waiter not bounded by its context")
 	}
 	// The call goes on for the others and fills the cache.
+	opened = true
 	close(gate)
 	deadline := time.Now().Add(5 * time.Second)
 	for i.cache.len() == 0 && time.Now().Before(deadline) {

@@ -289,8 +289,8 @@ func wantErr(t *testing.T, err error, temporary bool, r validator.Reason) {
 		t.Fatalf("error %v: Temporary = %v, want %v", err, ve.Temporary, temporary)
 	}
 	if temporary {
-		if ve.Reason != validator.ReasonKeysUnavailable {
-			t.Fatalf("error %v: reason %v, want keys_unavailable", err, ve.Reason)
+		if ve.Reason != validator.ReasonIntrospectionUnavailable && ve.Reason != validator.ReasonKeysUnavailable {
+			t.Fatalf("error %v: reason %v, want introspection_unavailable or keys_unavailable", err, ve.Reason)
 		}
 		return
 	}

@@ -261,7 +261,7 @@ var (
 	errEmpty     = &validator.Error{Reason: validator.ReasonMalformed, Detail: "empty token"}
 	errTooLarge  = &validator.Error{Reason: validator.ReasonTooLarge}
 	errMalformed = &validator.Error{Reason: validator.ReasonMalformed, Detail: "not a token68"}
-	errCancelled = &validator.Error{Reason: validator.ReasonKeysUnavailable, Temporary: true, Detail: "request ended while waiting for token introspection"}
+	errCancelled = &validator.Error{Reason: validator.ReasonIntrospectionUnavailable, Temporary: true, Detail: "request ended while waiting for token introspection"}
 )
 
 // Introspect checks tok and returns its claims. Errors are *validator.Error:
@@ -341,7 +341,7 @@ func (i *Introspector) run(ctx context.Context, sum [32]byte, tok string, f *fli
 
 // temporary builds the error for an endpoint that gave no usable answer.
 func temporary(detail string) *validator.Error {
-	return &validator.Error{Reason: validator.ReasonKeysUnavailable, Temporary: true, Detail: detail}
+	return &validator.Error{Reason: validator.ReasonIntrospectionUnavailable, Temporary: true, Detail: detail}
 }
 
 func refuse(r validator.Reason, detail string) *validator.Error {

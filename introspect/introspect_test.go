@@ -119,6 +119,10 @@ func TestResponseChecks(t *testing.T) {
 		{name: "empty aud array", answer: mod(func(m map[string]any) { m["aud"] = []string{} }), reason: validator.ReasonNoAudience},
 		{name: "null aud", answer: mod(func(m map[string]any) { m["aud"] = nil }), reason: validator.ReasonNoAudience},
 		{name: "no aud allowed", answer: mod(func(m map[string]any) { delete(m, "aud") }), cfg: func(c *Config) { c.AllowMissingAudience = true }},
+		// oidc-provider answers for refresh tokens like this: active, no aud,
+		// no token_type. Even with the opt-in it must not pass as an access
+		// token.
+		{name: "no aud and no token_type refused even when allowed", answer: mod(func(m map[string]any) { delete(m, "aud"); delete(m, "token_type") }), cfg: func(c *Config) { c.AllowMissingAudience = true }, reason: validator.ReasonNoAudience},
 		{name: "other aud with missing allowed", answer: mod(func(m map[string]any) { m["aud"] = "https://other.example.com" }), cfg: func(c *Config) { c.AllowMissingAudience = true }, reason: validator.ReasonAudience},
 		{name: "aud of another type", answer: mod(func(m map[string]any) { m["aud"] = 42 }), temp: true},
 		{name: "expired", answer: mod(func(m map[string]any) { m["exp"] = clk.Unix(-time.Second) }), reason: validator.ReasonExpired},

@@ -69,6 +69,13 @@ func (i *Introspector) check(doc []byte) (*validator.Claims, answer, error) {
 		if !i.allowNoAud {
 			return nil, answer{}, refuse(validator.ReasonNoAudience, "")
 		}
+		// Without aud nothing ties the answer to an access token for this
+		// resource: servers such as oidc-provider answer for refresh tokens
+		// too, with neither aud nor token_type. So the opt-in still demands
+		// that the answer says it is a bearer access token.
+		if r.TokenType == nil {
+			return nil, answer{}, refuse(validator.ReasonNoAudience, "no aud and no token_type: cannot tell an access token from a refresh token")
+		}
 	} else if !audienceMatch(r.Aud.vals, i.audiences) {
 		return nil, answer{}, refuse(validator.ReasonAudience, "")
 	}

@@ -29,6 +29,7 @@ const (
 	ReasonSenderConstrained
 	ReasonKeysUnavailable
 	ReasonInactive
+	ReasonIntrospectionUnavailable
 	numReasons
 )
 
@@ -42,45 +43,52 @@ func Reasons() []Reason {
 }
 
 var reasonText = [numReasons]string{
-	ReasonNone:              "",
-	ReasonMalformed:         "The access token is malformed",
-	ReasonTooLarge:          "The access token is too large",
-	ReasonUnsupportedType:   "The access token has an unsupported type",
-	ReasonCritical:          "The access token uses an unsupported critical header",
-	ReasonAlgorithm:         "The access token is signed with an algorithm that is not accepted",
-	ReasonUnknownIssuer:     "The access token was not issued by a trusted authorization server",
-	ReasonUnknownKey:        "The access token is signed with an unknown key",
-	ReasonSignature:         "The access token signature is invalid",
-	ReasonExpired:           "The access token expired",
-	ReasonNoExpiry:          "The access token has no expiry",
-	ReasonNotYetValid:       "The access token is not valid yet",
-	ReasonIssuedInFuture:    "The access token was issued in the future",
-	ReasonAudience:          "The access token was not issued for this resource",
-	ReasonNoAudience:        "The access token has no audience",
-	ReasonSenderConstrained: "The access token is sender-constrained and cannot be used as a bearer token",
-	ReasonKeysUnavailable:   "The authorization server's keys are not available",
-	ReasonInactive:          "The access token is not active",
+	ReasonNone:                     "",
+	ReasonMalformed:                "The access token is malformed",
+	ReasonTooLarge:                 "The access token is too large",
+	ReasonUnsupportedType:          "The access token has an unsupported type",
+	ReasonCritical:                 "The access token uses an unsupported critical header",
+	ReasonAlgorithm:                "The access token is signed with an algorithm that is not accepted",
+	ReasonUnknownIssuer:            "The access token was not issued by a trusted authorization server",
+	ReasonUnknownKey:               "The access token is signed with an unknown key",
+	ReasonSignature:                "The access token signature is invalid",
+	ReasonExpired:                  "The access token expired",
+	ReasonNoExpiry:                 "The access token has no expiry",
+	ReasonNotYetValid:              "The access token is not valid yet",
+	ReasonIssuedInFuture:           "The access token was issued in the future",
+	ReasonAudience:                 "The access token was not issued for this resource",
+	ReasonNoAudience:               "The access token has no audience",
+	ReasonSenderConstrained:        "The access token is sender-constrained and cannot be used as a bearer token",
+	ReasonKeysUnavailable:          "The authorization server's keys are not available",
+	ReasonInactive:                 "The access token is not active",
+	ReasonIntrospectionUnavailable: "The authorization server could not be asked about the access token",
 }
 
 var reasonCode = [numReasons]string{
-	ReasonNone:              "",
-	ReasonMalformed:         "malformed",
-	ReasonTooLarge:          "too_large",
-	ReasonUnsupportedType:   "unsupported_typ",
-	ReasonCritical:          "unsupported_crit",
-	ReasonAlgorithm:         "algorithm_not_allowed",
-	ReasonUnknownIssuer:     "unknown_issuer",
-	ReasonUnknownKey:        "unknown_key",
-	ReasonSignature:         "bad_signature",
-	ReasonExpired:           "expired",
-	ReasonNoExpiry:          "no_exp",
-	ReasonNotYetValid:       "not_yet_valid",
-	ReasonIssuedInFuture:    "iat_in_future",
-	ReasonAudience:          "wrong_audience",
-	ReasonNoAudience:        "no_audience",
-	ReasonSenderConstrained: "sender_constrained",
-	ReasonKeysUnavailable:   "keys_unavailable",
-	ReasonInactive:          "inactive",
+	ReasonNone:                     "",
+	ReasonMalformed:                "malformed",
+	ReasonTooLarge:                 "too_large",
+	ReasonUnsupportedType:          "unsupported_typ",
+	ReasonCritical:                 "unsupported_crit",
+	ReasonAlgorithm:                "algorithm_not_allowed",
+	ReasonUnknownIssuer:            "unknown_issuer",
+	ReasonUnknownKey:               "unknown_key",
+	ReasonSignature:                "bad_signature",
+	ReasonExpired:                  "expired",
+	ReasonNoExpiry:                 "no_exp",
+	ReasonNotYetValid:              "not_yet_valid",
+	ReasonIssuedInFuture:           "iat_in_future",
+	ReasonAudience:                 "wrong_audience",
+	ReasonNoAudience:               "no_audience",
+	ReasonSenderConstrained:        "sender_constrained",
+	ReasonKeysUnavailable:          "keys_unavailable",
+	ReasonInactive:                 "inactive",
+	ReasonIntrospectionUnavailable: "introspection_unavailable",
+}
+
+// temporary reports whether r means "could not check" rather than "bad".
+func (r Reason) temporary() bool {
+	return r == ReasonKeysUnavailable || r == ReasonIntrospectionUnavailable
 }
 
 // Description is the human-readable text for error_description. It never
@@ -122,7 +130,7 @@ func (e *Error) Error() string {
 var reasonErrors = func() [numReasons]*Error {
 	var es [numReasons]*Error
 	for r := Reason(0); r < numReasons; r++ {
-		es[r] = &Error{Reason: r, Temporary: r == ReasonKeysUnavailable}
+		es[r] = &Error{Reason: r, Temporary: r.temporary()}
 	}
 	return es
 }()
@@ -130,7 +138,7 @@ var reasonErrors = func() [numReasons]*Error {
 func reject(r Reason) error { return reasonErrors[r] }
 
 func rejectf(r Reason, detail string) error {
-	return &Error{Reason: r, Temporary: r == ReasonKeysUnavailable, Detail: detail}
+	return &Error{Reason: r, Temporary: r.temporary(), Detail: detail}
 }
 
 // ReasonOf returns the reason of a validation error, or ReasonNone.

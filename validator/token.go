@@ -304,7 +304,3 @@ func PeekIssuer(tok string) (string, bool) {
 	}
 	return p.Iss, true
 }
-
-// Reject returns the refusal error for r, for callers outside this package
-// that refuse tokens on the same terms.
-func Reject(r Reason) error { return reject(r) }
