@@ -14,6 +14,8 @@
 //   STEPUP_TOOL=...   tool that needs more scope (default admin_action)
 //   STEPUP_SCOPE=...  scope expected in the 403 challenge (default "mcp:admin")
 //   CLIENT_TRACE=1    same as --trace: log every HTTP exchange to stderr
+//   CLIENT_PREFIX=... scenario name prefix (default sdk-client)
+//   EXPECT_TOKEN=opaque|jwt  fail the flow unless the AS issued that kind of access token
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -31,7 +33,8 @@ if (!serverUrl) {
   console.error('usage: node client.mjs <mcp-url> [--trace]');
   process.exit(2);
 }
-const PREFIX = 'sdk-client';
+const PREFIX = process.env.CLIENT_PREFIX || 'sdk-client';
+const expectToken = process.env.EXPECT_TOKEN;
 
 // ---------------------------------------------------------------- reporting
 let failed = 0;
@@ -186,6 +189,7 @@ const authorized = await step('oauth-flow', async () => {
   const tok = provider.tokens();
   assert(tok?.access_token, 'no access token after finishAuth');
   const p = jwtPayload(tok.access_token);
+  if (expectToken) assert((p ? 'jwt' : 'opaque') === expectToken, `the AS issued a ${p ? 'JWT' : 'non-JWT'} access token, expected ${expectToken}`);
   const aud = p && [p.aud].flat();
   const alg = p && JSON.parse(Buffer.from(tok.access_token.split('.')[0], 'base64url').toString()).alg;
   return `scope=${authUrl.searchParams.get('scope')} token=${p ? `JWT ${alg} aud=${aud} scope=${p.scope}` : 'opaque'}`;

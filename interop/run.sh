@@ -10,7 +10,10 @@
 # and runs, against the gateway:
 #   http/*          raw HTTP checks of the resource-server contract (checks.mjs)
 #   sdk-client/*    the TypeScript SDK client's own OAuth flow incl. step-up (client.mjs)
-#   go-client/*     the same with the Go SDK's OAuth client (goclient/, built with `go`)
+#   opaque/*        a second resource (/opaque) whose opaque tokens the gateway checks by
+#                   RFC 7662 introspection: raw checks (opaque.mjs) and the SDK client's
+#                   OAuth flow against it (client.mjs, opaque/sdk-client/*)
+#   go-client/*     sdk-client/* with the Go SDK's OAuth client (goclient/, built with `go`)
 #   inspector/*     MCP Inspector CLI, with --header and with its own OAuth (inspector.mjs)
 #   conformance/*   @modelcontextprotocol/conformance server scenarios through a
 #                   token-adding forwarder (forwarder.mjs, conformance.mjs)
@@ -23,9 +26,10 @@
 #                 node_modules is missing, run.sh runs npm ci itself)
 #   STEPUP=0      leave out the per-tool scope (`tool admin_action mcp:admin`) and the
 #                 step-up scenarios
-#   ONLY="a b"    run only these parts: checks client goclient inspector conformance
+#   ONLY="a b"    run only these parts: checks client opaque goclient inspector conformance
 #   KEEP_WORK=1   keep the temp dir with the Caddyfile and all logs
-#   VERBOSE=1     trace HTTP exchanges of the clients to the logs
+#   VERBOSE=1     trace HTTP exchanges of the clients to the logs, and Caddy's access
+#                 log to access.log (with KEEP_WORK=1)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -40,7 +44,7 @@ fi
 NODE=${NODE:-$HERE/node_modules/.bin/node}
 [[ -x "$NODE" ]] || { echo "no node at $NODE: run 'npm ci' in $HERE first" >&2; exit 2; }
 STEPUP=${STEPUP:-1}
-ONLY=${ONLY:-checks client goclient inspector conformance}
+ONLY=${ONLY:-checks client opaque goclient inspector conformance}
 export STEPUP
 [[ "${VERBOSE:-0}" == 1 ]] && export CLIENT_TRACE=1
 
@@ -97,6 +101,14 @@ wait_for_line "$WORK/mcp.log" '^MCP ready' 20 "${PIDS[1]}"
 # ---- the gateway
 TOOL_LINE=""
 [[ "$STEPUP" != 0 ]] && TOOL_LINE="tool admin_action mcp:admin"
+LOG_BLOCK=""
+[[ "${VERBOSE:-0}" == 1 ]] && LOG_BLOCK="log {
+		output file $WORK/access.log
+	}"
+OPAQUE_URL=http://127.0.0.1:$GW_PORT/opaque
+# The gateway's own client at the introspection endpoint (as.mjs's confidential client).
+export INTEROP_CC_ID=${AS_CC_CLIENT_ID:-interop-cc}
+export INTEROP_CC_SECRET=${AS_CC_CLIENT_SECRET:-interop-cc-secret}
 cat >"$WORK/Caddyfile" <<EOF
 {
 	admin off
@@ -106,7 +118,9 @@ cat >"$WORK/Caddyfile" <<EOF
 # check refuses DNS-rebinding attempts (403) instead of Caddy answering an
 # unmatched Host with an empty 200.
 :{\$GW_PORT} {
-	mcp_auth {
+	# Two protected resources on one host, one MCP server behind both.
+	# /mcp: JWT access tokens (RFC 9068), checked locally.
+	mcp_auth /mcp* {
 		resource http://127.0.0.1:{\$GW_PORT}/mcp
 		issuer http://127.0.0.1:{\$AS_PORT} {
 			# jwks_uri is discovered from RFC 8414 / OIDC metadata
@@ -114,6 +128,26 @@ cat >"$WORK/Caddyfile" <<EOF
 		require_scope mcp:read
 		$TOOL_LINE
 	}
+	# /opaque: opaque access tokens, checked by RFC 7662 introspection.
+	mcp_auth /opaque* {
+		resource http://127.0.0.1:{\$GW_PORT}/opaque
+		issuer http://127.0.0.1:{\$AS_PORT} {
+			# introspection_endpoint is discovered from the AS metadata
+			client_id {\$INTEROP_CC_ID}
+			client_secret {env.INTEROP_CC_SECRET}
+			introspection_cache 2s
+		}
+		require_scope mcp:read
+		$TOOL_LINE
+	}
+	# The MCP server answers on /mcp only. A top-level rewrite would sort
+	# before mcp_auth (and /opaque requests would then be checked as /mcp
+	# ones); inside handle it runs after mcp_auth, then falls through to
+	# reverse_proxy.
+	handle /opaque* {
+		rewrite * /mcp
+	}
+	$LOG_BLOCK
 	reverse_proxy 127.0.0.1:{\$MCP_PORT} {
 		# SDK servers on localhost reject a public Host (DNS-rebinding
 		# protection); send them their own address.
@@ -152,6 +186,8 @@ part() {
 
 part checks 60 "$NODE" "$HERE/checks.mjs" "$MCP_URL" "$ISSUER"
 part client 90 "$NODE" "$HERE/client.mjs" "$MCP_URL"
+part opaque 60 "$NODE" "$HERE/opaque.mjs" "$OPAQUE_URL" "$MCP_URL" "$ISSUER" 2
+CLIENT_PREFIX=opaque/sdk-client EXPECT_TOKEN=opaque part opaque 90 "$NODE" "$HERE/client.mjs" "$OPAQUE_URL"
 if [[ " $ONLY " == *" goclient "* ]]; then
   if command -v go >/dev/null 2>&1 && (cd "$HERE/goclient" && go build -o "$WORK/goclient" .) 2>>"$WORK/goclient.err"; then
     part goclient 90 "$WORK/goclient" "$MCP_URL"
