@@ -561,3 +561,28 @@ func assertLoadError(t *testing.T, cfg, want string) {
 	}()
 	caddytest.AssertLoadError(t, cfg, "caddyfile", want)
 }
+
+// TestReloadKeepsKeys: a config reload reuses the issuer's key cache (a
+// usage pool entry) instead of fetching the keys again, and tokens keep
+// working across the reload.
+func TestReloadKeepsKeys(t *testing.T) {
+	e := newEnv(t, defaultSite)
+	if resp, _ := e.do("POST", "/mcp", bearer(e.token(nil)), rpc); resp.StatusCode != 200 {
+		t.Fatalf("before reload: %d", resp.StatusCode)
+	}
+	before := e.iss.JWKSFetches.Load()
+	// The same issuer in a changed configuration.
+	e.tester.InitServer(globalOptions+fmt.Sprintf(strings.Replace(defaultSite, `resource_name "Test MCP"`, `resource_name "Reloaded"`, 1), e.iss.URL, e.backend.srv.URL), "caddyfile")
+	_, doc := e.do("GET", "/.well-known/oauth-protected-resource/mcp", nil, "")
+	if !strings.Contains(doc, `"resource_name":"Reloaded"`) {
+		t.Fatalf("reload not applied: %s", doc)
+	}
+	// A new token (not in the token cache, which belongs to the old handler)
+	// must verify with the keys already held.
+	if resp, _ := e.do("POST", "/mcp", bearer(e.token(func(c map[string]any) { c["jti"] = "after-reload" })), rpc); resp.StatusCode != 200 {
+		t.Fatalf("after reload: %d", resp.StatusCode)
+	}
+	if n := e.iss.JWKSFetches.Load() - before; n != 0 {
+		t.Fatalf("the reload fetched the JWKS %d more times", n)
+	}
+}
