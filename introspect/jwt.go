@@ -35,7 +35,7 @@ type jwtHeader struct {
 type jwtPayload struct {
 	Iss                string          `json:"iss"`
 	Aud                stringOrArray   `json:"aud"`
-	Exp                *numericDate    `json:"exp"`
+	Exp                *validator.NumericDate    `json:"exp"`
 	TokenIntrospection json.RawMessage `json:"token_introspection"`
 }
 

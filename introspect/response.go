@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
-	"strconv"
 	"strings"
 
 	"github.com/mcpauth/caddy-mcp-auth/validator"
@@ -18,8 +17,8 @@ type response struct {
 	Active    *bool           `json:"active"`
 	Iss       *string         `json:"iss"`
 	Aud       stringOrArray   `json:"aud"`
-	Exp       *numericDate    `json:"exp"`
-	Nbf       *numericDate    `json:"nbf"`
+	Exp       *validator.NumericDate    `json:"exp"`
+	Nbf       *validator.NumericDate    `json:"nbf"`
 	TokenType *string         `json:"token_type"`
 	Cnf       json.RawMessage `json:"cnf"`
 	Scope     stringOrArray   `json:"scope"`
@@ -76,7 +75,7 @@ func (i *Introspector) check(doc []byte) (*validator.Claims, answer, error) {
 		if r.TokenType == nil {
 			return nil, answer{}, refuse(validator.ReasonNoAudience, "no aud and no token_type: cannot tell an access token from a refresh token")
 		}
-	} else if !audienceMatch(r.Aud.vals, i.audiences) {
+	} else if !validator.AudienceMatch(r.Aud.vals, i.audiences) {
 		return nil, answer{}, refuse(validator.ReasonAudience, "")
 	}
 	// A token bound to a key (DPoP, RFC 9449 §6; mTLS, RFC 8705 §3) is only
@@ -130,35 +129,11 @@ func bearerType(t string) bool {
 		strings.EqualFold(t, "bearer")
 }
 
-func audienceMatch(aud, accepted []string) bool {
-	for _, a := range aud {
-		for _, b := range accepted {
-			if a == b {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// numericDate is a NumericDate (RFC 7519 §2): seconds since the epoch,
-// possibly with a fraction. Anything but a finite number is an error.
-type numericDate float64
-
-func (n *numericDate) UnmarshalJSON(b []byte) error {
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		return errType
-	}
-	*n = numericDate(f)
-	return nil
-}
-
 // looseDate is a NumericDate whose absence or wrong type reads as 0.
 type looseDate int64
 
 func (n *looseDate) UnmarshalJSON(b []byte) error {
-	var d numericDate
+	var d validator.NumericDate
 	if d.UnmarshalJSON(b) == nil && d > 0 && float64(d) < math.MaxInt64 {
 		*n = looseDate(math.Floor(float64(d)))
 	}

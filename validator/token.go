@@ -102,16 +102,16 @@ func decodeJSONObject(b []byte, v any) error {
 	return nil
 }
 
-// numericDate is a JWT NumericDate (RFC 7519 §2): seconds since the epoch,
-// possibly with a fraction.
-type numericDate float64
+// NumericDate is a JWT NumericDate (RFC 7519 §2): seconds since the epoch,
+// possibly with a fraction. Decoding anything but a finite number fails.
+type NumericDate float64
 
-func (n *numericDate) UnmarshalJSON(b []byte) error {
+func (n *NumericDate) UnmarshalJSON(b []byte) error {
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 		return errNotNumber
 	}
-	*n = numericDate(f)
+	*n = NumericDate(f)
 	return nil
 }
 
@@ -160,16 +160,16 @@ type payload struct {
 	Iss      string         `json:"iss"`
 	Sub      string         `json:"sub"`
 	Aud      stringOrArray  `json:"aud"`
-	Exp      *numericDate   `json:"exp"`
-	Nbf      *numericDate   `json:"nbf"`
-	Iat      *numericDate   `json:"iat"`
+	Exp      *NumericDate   `json:"exp"`
+	Nbf      *NumericDate   `json:"nbf"`
+	Iat      *NumericDate   `json:"iat"`
 	Scope    stringOrArray  `json:"scope"`
 	Scp      stringOrArray  `json:"scp"`
 	ClientID string         `json:"client_id"`
 	Azp      string         `json:"azp"`
 	Cid      string         `json:"cid"`
 	Acr      string         `json:"acr"`
-	AuthTime *numericDate   `json:"auth_time"`
+	AuthTime *NumericDate   `json:"auth_time"`
 	Jti      string         `json:"jti"`
 	Cnf      map[string]any `json:"cnf"`
 }

@@ -212,7 +212,7 @@ func (v *Validator) validate(ctx context.Context, tok string, now time.Time) (*C
 	if !p.Aud.present || len(p.Aud.vals) == 0 {
 		return nil, reject(ReasonNoAudience)
 	}
-	if !audienceMatch(p.Aud.vals, iss.Audiences) {
+	if !AudienceMatch(p.Aud.vals, iss.Audiences) {
 		return nil, reject(ReasonAudience)
 	}
 	// A token bound to a DPoP key (RFC 9449 §6) or a client certificate
@@ -287,10 +287,10 @@ func typAcceptable(typ *string, strict bool) bool {
 	return !strict && strings.EqualFold(t, "JWT")
 }
 
-// audienceMatch reports whether any of the token's audiences is accepted.
+// AudienceMatch reports whether any of the audiences aud is accepted.
 // Comparison is exact (RFC 7519 §4.1.3); aliases such as the trailing-slash
 // form of a host-only resource are put in the accepted list by the caller.
-func audienceMatch(aud, accepted []string) bool {
+func AudienceMatch(aud, accepted []string) bool {
 	for _, a := range aud {
 		for _, b := range accepted {
 			if a == b {
