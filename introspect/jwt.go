@@ -33,10 +33,10 @@ type jwtHeader struct {
 
 // jwtPayload is the claims set of a signed answer (RFC 9701 §5).
 type jwtPayload struct {
-	Iss                string          `json:"iss"`
-	Aud                stringOrArray   `json:"aud"`
-	Exp                *validator.NumericDate    `json:"exp"`
-	TokenIntrospection json.RawMessage `json:"token_introspection"`
+	Iss                string                 `json:"iss"`
+	Aud                stringOrArray          `json:"aud"`
+	Exp                *validator.NumericDate `json:"exp"`
+	TokenIntrospection json.RawMessage        `json:"token_introspection"`
 }
 
 // openJWT verifies a signed answer (RFC 9701) and returns the plain answer

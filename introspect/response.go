@@ -14,19 +14,19 @@ import (
 // type, or the whole answer is unusable; descriptive members of another
 // type are ignored.
 type response struct {
-	Active    *bool           `json:"active"`
-	Iss       *string         `json:"iss"`
-	Aud       stringOrArray   `json:"aud"`
-	Exp       *validator.NumericDate    `json:"exp"`
-	Nbf       *validator.NumericDate    `json:"nbf"`
-	TokenType *string         `json:"token_type"`
-	Cnf       json.RawMessage `json:"cnf"`
-	Scope     stringOrArray   `json:"scope"`
-	Sub       looseString     `json:"sub"`
-	ClientID  looseString     `json:"client_id"`
-	Acr       looseString     `json:"acr"`
-	AuthTime  looseDate       `json:"auth_time"`
-	Jti       looseString     `json:"jti"`
+	Active    *bool                  `json:"active"`
+	Iss       *string                `json:"iss"`
+	Aud       stringOrArray          `json:"aud"`
+	Exp       *validator.NumericDate `json:"exp"`
+	Nbf       *validator.NumericDate `json:"nbf"`
+	TokenType *string                `json:"token_type"`
+	Cnf       json.RawMessage        `json:"cnf"`
+	Scope     stringOrArray          `json:"scope"`
+	Sub       looseString            `json:"sub"`
+	ClientID  looseString            `json:"client_id"`
+	Acr       looseString            `json:"acr"`
+	AuthTime  looseDate              `json:"auth_time"`
+	Jti       looseString            `json:"jti"`
 }
 
 // check applies RFC 7662 and the resource server's rules to an answer.
