@@ -586,3 +586,25 @@ func TestReloadKeepsKeys(t *testing.T) {
 		t.Fatalf("the reload fetched the JWKS %d more times", n)
 	}
 }
+
+// TestKeyRotationThroughCaddy: the IdP rotates in a new key; a token
+// signed with it is accepted without a reload (one refetch on the unknown
+// kid), and once the old key is gone its tokens are refused, even though
+// the token cache had them.
+func TestKeyRotationThroughCaddy(t *testing.T) {
+	e := newEnv(t, defaultSite)
+	old := e.token(nil)
+	if resp, _ := e.do("POST", "/mcp", bearer(old), rpc); resp.StatusCode != 200 {
+		t.Fatalf("old key before rotation: %d", resp.StatusCode)
+	}
+	k2 := testissuer.NewRSA("k2")
+	e.iss.SetKeys(k2)
+	fresh := testissuer.Mint(testissuer.Token{Key: k2, Claims: e.iss.Claims(resource, "mcp:read")})
+	if resp, _ := e.do("POST", "/mcp", bearer(fresh), rpc); resp.StatusCode != 200 {
+		t.Fatalf("rotated-in key: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	resp, _ := e.do("POST", "/mcp", bearer(old), rpc)
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "unknown key") {
+		t.Fatalf("rotated-out key: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+}

@@ -72,11 +72,11 @@ type KeySource struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu        sync.Mutex
-	inflight  chan struct{} // closed when the current fetch finishes
-	lastFetch time.Time     // start of the last fetch attempt
-	jwksURI   string        // discovered or configured
-	failing   bool          // last fetch failed; warn once per outage (guarded by mu)
+	mu         sync.Mutex
+	inflight   chan struct{} // closed when the current fetch finishes
+	lastDemand time.Time     // start of the last request-driven fetch
+	jwksURI    string        // discovered or configured
+	failing    bool          // last fetch failed; warn once per outage (guarded by mu)
 
 	fetches atomic.Int64
 	now     func() time.Time
@@ -177,9 +177,9 @@ func (s *KeySource) loop() {
 }
 
 // Refetch is called when a token names a key the set lacks, or when no keys
-// are known yet. It fetches unless a fetch started less than RefetchFloor
-// ago; if a fetch is under way it waits for it (bounded by ctx). It returns
-// the key set current afterwards.
+// are known yet. It fetches unless another request-driven fetch started less
+// than RefetchFloor ago; if a fetch is under way it waits for it (bounded by
+// ctx). It returns the key set current afterwards.
 func (s *KeySource) Refetch(ctx context.Context) *KeySet {
 	if s.cfg.JWKSFile != "" {
 		return s.Keys()
@@ -200,13 +200,19 @@ func (s *KeySource) fetchShared(ctx context.Context, force bool) error {
 		}
 		return nil
 	}
-	if !force && s.now().Sub(s.lastFetch) < s.cfg.RefetchFloor {
-		s.mu.Unlock()
-		return nil
+	if !force {
+		// Only request-driven fetches count against the floor: a key
+		// rotated in just after a background refresh must not be refused
+		// for a whole floor, and a flood of unknown kids still causes at
+		// most one fetch per floor.
+		if !s.lastDemand.IsZero() && s.now().Sub(s.lastDemand) < s.cfg.RefetchFloor {
+			s.mu.Unlock()
+			return nil
+		}
+		s.lastDemand = s.now()
 	}
 	ch := make(chan struct{})
 	s.inflight = ch
-	s.lastFetch = s.now()
 	s.mu.Unlock()
 
 	// The fetch runs on the source's context, not the request's: a client
