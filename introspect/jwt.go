@@ -33,10 +33,10 @@ type jwtHeader struct {
 
 // jwtPayload is the claims set of a signed answer (RFC 9701 §5).
 type jwtPayload struct {
-	Iss                string                 `json:"iss"`
-	Aud                stringOrArray          `json:"aud"`
-	Exp                *validator.NumericDate `json:"exp"`
-	TokenIntrospection json.RawMessage        `json:"token_introspection"`
+	Iss                string                  `json:"iss"`
+	Aud                validator.StringOrArray `json:"aud"`
+	Exp                *validator.NumericDate  `json:"exp"`
+	TokenIntrospection json.RawMessage         `json:"token_introspection"`
 }
 
 // openJWT verifies a signed answer (RFC 9701) and returns the plain answer
@@ -83,7 +83,7 @@ func (i *Introspector) openJWT(ctx context.Context, body []byte) ([]byte, error)
 	if p.Iss != i.issuer {
 		return nil, temporary("signed introspection answer was not issued by the issuer")
 	}
-	if !contains(p.Aud.vals, i.clientID) {
+	if !contains(p.Aud.Values(), i.clientID) {
 		return nil, temporary("signed introspection answer is not addressed to the gateway's client_id")
 	}
 	if p.Exp != nil && i.now().Unix() >= int64(math.Floor(float64(*p.Exp)))+i.skew {

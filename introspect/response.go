@@ -14,19 +14,19 @@ import (
 // type, or the whole answer is unusable; descriptive members of another
 // type are ignored.
 type response struct {
-	Active    *bool                  `json:"active"`
-	Iss       *string                `json:"iss"`
-	Aud       stringOrArray          `json:"aud"`
-	Exp       *validator.NumericDate `json:"exp"`
-	Nbf       *validator.NumericDate `json:"nbf"`
-	TokenType *string                `json:"token_type"`
-	Cnf       json.RawMessage        `json:"cnf"`
-	Scope     stringOrArray          `json:"scope"`
-	Sub       looseString            `json:"sub"`
-	ClientID  looseString            `json:"client_id"`
-	Acr       looseString            `json:"acr"`
-	AuthTime  looseDate              `json:"auth_time"`
-	Jti       looseString            `json:"jti"`
+	Active    *bool                   `json:"active"`
+	Iss       *string                 `json:"iss"`
+	Aud       validator.StringOrArray `json:"aud"`
+	Exp       *validator.NumericDate  `json:"exp"`
+	Nbf       *validator.NumericDate  `json:"nbf"`
+	TokenType *string                 `json:"token_type"`
+	Cnf       json.RawMessage         `json:"cnf"`
+	Scope     validator.StringOrArray `json:"scope"`
+	Sub       looseString             `json:"sub"`
+	ClientID  looseString             `json:"client_id"`
+	Acr       looseString             `json:"acr"`
+	AuthTime  looseDate               `json:"auth_time"`
+	Jti       looseString             `json:"jti"`
 }
 
 // check applies RFC 7662 and the resource server's rules to an answer.
@@ -64,7 +64,7 @@ func (i *Introspector) check(doc []byte) (*validator.Claims, answer, error) {
 	if r.Nbf != nil && int64(math.Ceil(float64(*r.Nbf))) > unix+i.skew {
 		return nil, answer{}, refuse(validator.ReasonNotYetValid, "")
 	}
-	if len(r.Aud.vals) == 0 {
+	if len(r.Aud.Values()) == 0 {
 		if !i.allowNoAud {
 			return nil, answer{}, refuse(validator.ReasonNoAudience, "")
 		}
@@ -75,7 +75,7 @@ func (i *Introspector) check(doc []byte) (*validator.Claims, answer, error) {
 		if r.TokenType == nil {
 			return nil, answer{}, refuse(validator.ReasonNoAudience, "no aud and no token_type: cannot tell an access token from a refresh token")
 		}
-	} else if !validator.AudienceMatch(r.Aud.vals, i.audiences) {
+	} else if !validator.AudienceMatch(r.Aud.Values(), i.audiences) {
 		return nil, answer{}, refuse(validator.ReasonAudience, "")
 	}
 	// A token bound to a key (DPoP, RFC 9449 §6; mTLS, RFC 8705 §3) is only
@@ -84,19 +84,19 @@ func (i *Introspector) check(doc []byte) (*validator.Claims, answer, error) {
 		return nil, answer{}, refuse(validator.ReasonSenderConstrained, "")
 	}
 
-	scopes := splitScopes(r.Scope)
+	scopes := r.Scope.Scopes()
 	if i.scopeClaim != "" {
 		var all map[string]json.RawMessage
 		if err := json.Unmarshal(doc, &all); err != nil {
 			return nil, answer{}, temporary("introspection answer is not a valid response: " + err.Error())
 		}
-		var s stringOrArray
+		var s validator.StringOrArray
 		if raw, ok := all[i.scopeClaim]; ok {
 			if err := s.UnmarshalJSON(raw); err != nil {
 				return nil, answer{}, temporary("introspection answer: " + i.scopeClaim + " is not a string nor an array of strings")
 			}
 		}
-		scopes = splitScopes(s)
+		scopes = s.Scopes()
 	}
 	// The claims keep the answer for StringClaim; a copy of exactly its
 	// size, so that the cache does not pin the larger read buffer.
@@ -106,7 +106,7 @@ func (i *Introspector) check(doc []byte) (*validator.Claims, answer, error) {
 		// issuer, whose endpoint this is.
 		Issuer:   i.issuer,
 		Subject:  string(r.Sub),
-		Audience: r.Aud.vals,
+		Audience: r.Aud.Values(),
 		ClientID: string(r.ClientID),
 		Scopes:   scopes,
 		ACR:      string(r.Acr),
@@ -158,49 +158,3 @@ type typeError string
 func (e typeError) Error() string { return string(e) }
 
 const errType = typeError("member of the wrong type")
-
-// stringOrArray is a member sent as one string or as an array of strings
-// (aud per RFC 7519 §4.1.3; scopes as some servers send them). null reads
-// as absent.
-type stringOrArray struct {
-	vals  []string
-	array bool
-}
-
-func (s *stringOrArray) UnmarshalJSON(b []byte) error {
-	*s = stringOrArray{}
-	switch {
-	case string(b) == "null":
-		return nil
-	case len(b) > 0 && b[0] == '"':
-		var v string
-		if err := json.Unmarshal(b, &v); err != nil {
-			return errType
-		}
-		s.vals = []string{v}
-	default:
-		s.array = true
-		if err := json.Unmarshal(b, &s.vals); err != nil {
-			return errType
-		}
-	}
-	return nil
-}
-
-// splitScopes turns a scope member into a list: a space-delimited string
-// (RFC 7662 §2.2, RFC 6749 §3.3) or an array of strings.
-func splitScopes(s stringOrArray) []string {
-	if s.array {
-		out := make([]string, 0, len(s.vals))
-		for _, v := range s.vals {
-			if v != "" {
-				out = append(out, v)
-			}
-		}
-		return out
-	}
-	if len(s.vals) == 0 {
-		return nil
-	}
-	return strings.Fields(s.vals[0])
-}

@@ -125,15 +125,16 @@ const (
 	errNotStrings  = claimError("not a string nor an array of strings")
 )
 
-// stringOrArray is a claim that IdPs send either as one string or as an array
-// of strings (aud per RFC 7519 §4.1.3; scp as Entra and Okta send it).
-type stringOrArray struct {
+// StringOrArray is a claim that IdPs send either as one string or as an array
+// of strings (aud per RFC 7519 §4.1.3; scp as Entra and Okta send it). null
+// reads as absent.
+type StringOrArray struct {
 	vals    []string
 	present bool
 	array   bool
 }
 
-func (s *stringOrArray) UnmarshalJSON(b []byte) error {
+func (s *StringOrArray) UnmarshalJSON(b []byte) error {
 	s.present = true
 	if len(b) > 0 && b[0] == '"' {
 		var v string
@@ -159,12 +160,12 @@ func (s *stringOrArray) UnmarshalJSON(b []byte) error {
 type payload struct {
 	Iss      string         `json:"iss"`
 	Sub      string         `json:"sub"`
-	Aud      stringOrArray  `json:"aud"`
+	Aud      StringOrArray  `json:"aud"`
 	Exp      *NumericDate   `json:"exp"`
 	Nbf      *NumericDate   `json:"nbf"`
 	Iat      *NumericDate   `json:"iat"`
-	Scope    stringOrArray  `json:"scope"`
-	Scp      stringOrArray  `json:"scp"`
+	Scope    StringOrArray  `json:"scope"`
+	Scp      StringOrArray  `json:"scp"`
 	ClientID string         `json:"client_id"`
 	Azp      string         `json:"azp"`
 	Cid      string         `json:"cid"`
@@ -174,9 +175,13 @@ type payload struct {
 	Cnf      map[string]any `json:"cnf"`
 }
 
-// splitScopes turns a scope claim into a list: a space-delimited string
-// (RFC 9068 §2.2.3, RFC 6749 §3.3) or an array of strings (Okta's scp).
-func splitScopes(s stringOrArray) []string {
+// Values returns the strings: one for a string, all for an array.
+func (s StringOrArray) Values() []string { return s.vals }
+
+// Scopes turns a scope claim into a list: a space-delimited string
+// (RFC 9068 §2.2.3, RFC 7662 §2.2, RFC 6749 §3.3) or an array of strings
+// (Okta's scp).
+func (s StringOrArray) Scopes() []string {
 	if s.array {
 		out := make([]string, 0, len(s.vals))
 		for _, v := range s.vals {

@@ -239,12 +239,12 @@ func (v *Validator) validate(ctx context.Context, tok string, now time.Time) (*C
 	}
 	switch iss.ScopeClaim {
 	case "", "scope":
-		c.Scopes = splitScopes(p.Scope)
+		c.Scopes = p.Scope.Scopes()
 		if !p.Scope.present {
-			c.Scopes = splitScopes(p.Scp)
+			c.Scopes = p.Scp.Scopes()
 		}
 	case "scp":
-		c.Scopes = splitScopes(p.Scp)
+		c.Scopes = p.Scp.Scopes()
 	default:
 		c.Scopes, err = customScopes(body, iss.ScopeClaim)
 		if err != nil {
@@ -302,21 +302,21 @@ func AudienceMatch(aud, accepted []string) bool {
 }
 
 func customScopes(body []byte, claim string) ([]string, error) {
-	var all map[string]stringOrArrayLenient
+	var all map[string]lenientStringOrArray
 	if err := decodeJSONObject(body, &all); err != nil {
 		return nil, err
 	}
-	return splitScopes(stringOrArray(all[claim])), nil
+	return StringOrArray(all[claim]).Scopes(), nil
 }
 
-// stringOrArrayLenient decodes like stringOrArray but ignores claims of
+// lenientStringOrArray decodes like StringOrArray but ignores claims of
 // other shapes, since it decodes every claim to reach one.
-type stringOrArrayLenient stringOrArray
+type lenientStringOrArray StringOrArray
 
-func (s *stringOrArrayLenient) UnmarshalJSON(b []byte) error {
-	var t stringOrArray
+func (s *lenientStringOrArray) UnmarshalJSON(b []byte) error {
+	var t StringOrArray
 	if t.UnmarshalJSON(b) == nil {
-		*s = stringOrArrayLenient(t)
+		*s = lenientStringOrArray(t)
 	}
 	return nil
 }
