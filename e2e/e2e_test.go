@@ -22,6 +22,7 @@ import (
 
 	"github.com/mcpauth/caddy-mcp-auth/internal/demomcp"
 	"github.com/mcpauth/caddy-mcp-auth/internal/demostack"
+	"github.com/mcpauth/caddy-mcp-auth/internal/sdkclient"
 )
 
 // progressInterval is the MCP server's pause between countdown
@@ -62,7 +63,7 @@ func testContext(t *testing.T) context.Context {
 type client struct {
 	t    *testing.T
 	rec  *recorder
-	auth *demostack.OAuthHandler
+	auth *sdkclient.OAuthHandler
 	cs   *mcp.ClientSession
 
 	progress chan *mcp.ProgressNotificationParams
@@ -71,7 +72,7 @@ type client struct {
 func connect(t *testing.T, ctx context.Context, rec *recorder) *client {
 	t.Helper()
 	hc := &http.Client{Transport: rec, Timeout: 30 * time.Second}
-	h, err := demostack.NewOAuthHandler(hc, "e2e")
+	h, err := sdkclient.NewOAuthHandler(hc, "e2e")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,13 +114,13 @@ func (c *client) call(ctx context.Context, params *mcp.CallToolParams) string {
 	return text
 }
 
-func (c *client) claims(ctx context.Context) *demostack.Claims {
+func (c *client) claims(ctx context.Context) *sdkclient.Claims {
 	c.t.Helper()
 	tok, err := c.auth.AccessToken(ctx)
 	if err != nil || tok == "" {
 		c.t.Fatalf("access token: %q, %v", tok, err)
 	}
-	cl, err := demostack.DecodeClaims(tok)
+	cl, err := sdkclient.DecodeClaims(tok)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -463,7 +464,7 @@ func TestTokenForAnotherResource(t *testing.T) {
 	ctx := testContext(t)
 	other := stack.Gateway + "/other-mcp"
 	tok := mintToken(t, ctx, other, "mcp:tools mcp:admin")
-	cl, err := demostack.DecodeClaims(tok)
+	cl, err := sdkclient.DecodeClaims(tok)
 	if err != nil {
 		t.Fatal(err)
 	}

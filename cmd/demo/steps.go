@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpauth/caddy-mcp-auth/internal/demomcp"
 	"github.com/mcpauth/caddy-mcp-auth/internal/demostack"
+	"github.com/mcpauth/caddy-mcp-auth/internal/sdkclient"
 )
 
 // stepTimeout bounds each step of the walkthrough.
@@ -27,7 +28,7 @@ type walk struct {
 	out  io.Writer
 	st   *demostack.Stack
 	tr   *tracer
-	auth *demostack.OAuthHandler
+	auth *sdkclient.OAuthHandler
 	cs   *mcp.ClientSession
 
 	mu       sync.Mutex // guards cs and progress
@@ -58,7 +59,7 @@ var steps = []step{
 func runWalkthrough(ctx context.Context, out io.Writer, st *demostack.Stack) error {
 	tr := newTracer(out, st)
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	h, err := demostack.NewOAuthHandler(hc, "caddy-mcp-auth demo client")
+	h, err := sdkclient.NewOAuthHandler(hc, "caddy-mcp-auth demo client")
 	if err != nil {
 		return err
 	}
@@ -138,7 +139,7 @@ func (w *walk) onProgress(_ context.Context, req *mcp.ProgressNotificationClient
 }
 
 // token returns the claims of the client's current access token.
-func (w *walk) token(ctx context.Context) (*demostack.Claims, error) {
+func (w *walk) token(ctx context.Context) (*sdkclient.Claims, error) {
 	tok, err := w.auth.AccessToken(ctx)
 	if err != nil {
 		return nil, err
@@ -146,7 +147,7 @@ func (w *walk) token(ctx context.Context) (*demostack.Claims, error) {
 	if tok == "" {
 		return nil, errors.New("the client has no access token")
 	}
-	return demostack.DecodeClaims(tok)
+	return sdkclient.DecodeClaims(tok)
 }
 
 // call runs a tool and decodes its result text (the JSON of its output)

@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	"github.com/mcpauth/caddy-mcp-auth/internal/demostack"
+	"github.com/mcpauth/caddy-mcp-auth/internal/sdkclient"
 )
 
 // tracer is an http.RoundTripper that prints one line per request and one
@@ -306,7 +307,7 @@ func (t *tracer) describeResponse(req *http.Request, resp *http.Response, ex *ex
 			if m.RefreshToken != "" {
 				got += ", refresh_token <redacted>"
 			}
-			if c, err := demostack.DecodeClaims(m.AccessToken); err == nil {
+			if c, err := sdkclient.DecodeClaims(m.AccessToken); err == nil {
 				got += fmt.Sprintf("; its claims: sub=%s aud=%s scope=%q acr=%s", c.Subject, strings.Join(c.Audiences(), ","), c.Scope, c.ACR)
 			}
 		}

@@ -4,7 +4,7 @@ package devas_test
 // (auth.AuthorizationCodeHandler) works against devas: discovery through a
 // minimal protected resource, dynamic registration, code+PKCE with the
 // resource parameter, a 403 insufficient_scope step-up and an RFC 9470
-// acr step-up (which the SDK does not do by itself; see stepUpHandler).
+// acr step-up (which the SDK does not do by itself; see internal/sdkclient).
 //
 // The "gateway" here is a test double, not caddy-mcp-auth.
 
@@ -16,7 +16,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -25,12 +24,11 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
-	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	"github.com/mcpauth/caddy-mcp-auth/internal/demomcp"
 	"github.com/mcpauth/caddy-mcp-auth/internal/devas"
+	"github.com/mcpauth/caddy-mcp-auth/internal/sdkclient"
 )
 
 // testGateway is a tiny bearer-token protected resource in front of demomcp.
@@ -113,65 +111,6 @@ func (g *testGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.next.ServeHTTP(w, r)
 }
 
-// stepUpHandler wraps the SDK handler to add RFC 9470 support: it copies
-// acr_values/max_age of a 401 challenge into the context, where the code
-// fetcher (which receives the same context) adds them to the authorization
-// URL.
-type stepUpHandler struct{ *auth.AuthorizationCodeHandler }
-
-type stepUpKey struct{}
-
-func (h stepUpHandler) Authorize(ctx context.Context, req *http.Request, resp *http.Response) error {
-	extra := url.Values{}
-	if cs, err := oauthex.ParseWWWAuthenticate(resp.Header.Values("WWW-Authenticate")); err == nil {
-		for _, c := range cs {
-			if c.Scheme != "bearer" {
-				continue
-			}
-			for _, p := range []string{"acr_values", "max_age"} {
-				if v := c.Params[p]; v != "" {
-					extra.Set(p, v)
-				}
-			}
-		}
-	}
-	return h.AuthorizationCodeHandler.Authorize(context.WithValue(ctx, stepUpKey{}, extra), req, resp)
-}
-
-// fetchCode plays the browser: it requests the authorization URL without
-// following the redirect and reads code and state off the Location header.
-func fetchCode(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-	u, err := url.Parse(args.URL)
-	if err != nil {
-		return nil, err
-	}
-	if extra, _ := ctx.Value(stepUpKey{}).(url.Values); len(extra) > 0 {
-		q := u.Query()
-		for k, v := range extra {
-			q[k] = v
-		}
-		u.RawQuery = q.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := noRedirect.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || err != nil {
-		return nil, fmt.Errorf("authorize: status %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	q := loc.Query()
-	if e := q.Get("error"); e != "" {
-		return nil, fmt.Errorf("authorize: %s: %s", e, q.Get("error_description"))
-	}
-	return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
-}
-
 func TestSDKClientAgainstDevAS(t *testing.T) {
 	as, err := devas.New(quietOptions())
 	if err != nil {
@@ -185,16 +124,7 @@ func TestSDKClientAgainstDevAS(t *testing.T) {
 	gw.resource = gwTS.URL + "/mcp"
 	gw.prmURL = gwTS.URL + "/.well-known/oauth-protected-resource/mcp"
 
-	h, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
-		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
-			Metadata: &oauthex.ClientRegistrationMetadata{
-				ClientName:   "sdk e2e",
-				RedirectURIs: []string{"http://127.0.0.1:47012/callback"},
-				GrantTypes:   []string{"authorization_code", "refresh_token"},
-			},
-		},
-		AuthorizationCodeFetcher: fetchCode,
-	})
+	h, err := sdkclient.NewOAuthHandler(nil, "sdk e2e")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +133,7 @@ func TestSDKClientAgainstDevAS(t *testing.T) {
 	client := mcp.NewClient(&mcp.Implementation{Name: "sdk-e2e", Version: "v0"}, nil)
 	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
 		Endpoint:     gw.resource,
-		OAuthHandler: stepUpHandler{h},
+		OAuthHandler: h,
 	}, nil)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
@@ -246,7 +176,7 @@ func TestSDKClientAgainstDevAS(t *testing.T) {
 	}
 
 	// 401 insufficient_user_authentication with acr_values: only works
-	// because stepUpHandler forwards acr_values to the authorization request.
+	// because the sdkclient handler forwards acr_values to the authorization request.
 	if got := text("deploy", map[string]any{"service": "api"}); !strings.Contains(got, `"status":"deployed"`) {
 		t.Errorf("deploy = %s", got)
 	}

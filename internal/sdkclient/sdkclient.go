@@ -1,4 +1,6 @@
-package demostack
+// Package sdkclient is the client side of the demo and the tests: the official
+// Go SDK's OAuth handler with a headless code fetcher and RFC 9470 step-up.
+package sdkclient
 
 import (
 	"context"
