@@ -128,8 +128,8 @@ func TestTemporaryFailuresNotCached(t *testing.T) {
 	if _, err := i.Introspect(ctx, "tok"); err != nil {
 		t.Fatal(err)
 	}
-	if i.cache.len() != 1 {
-		t.Fatalf("cache len %d", i.cache.len())
+	if i.cache.Len() != 1 {
+		t.Fatalf("cache len %d", i.cache.Len())
 	}
 }
 
@@ -209,7 +209,7 @@ func TestWaiterBoundedByContext(t *testing.T) {
 	opened = true
 	close(gate)
 	deadline := time.Now().Add(5 * time.Second)
-	for i.cache.len() == 0 && time.Now().Before(deadline) {
+	for i.cache.Len() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if _, err := i.Introspect(context.Background(), "tok"); err != nil {
@@ -230,7 +230,7 @@ func TestCacheBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if l := i.cache.len(); l > 64 || l == 0 {
+	if l := i.cache.Len(); l > 64 || l == 0 {
 		t.Fatalf("cache len %d", l)
 	}
 }
@@ -239,18 +239,18 @@ func TestCacheKeyIsHash(t *testing.T) {
 	c := newCache(10, 1<<20)
 	var k [32]byte
 	k[0] = 1
-	c.put(k, entry{err: errEmpty, until: 10}, 0)
-	if _, ok := c.get(k, 9); !ok {
+	c.Put(k, entry{err: errEmpty, until: 10}, 0)
+	if _, ok := c.Get(k, 9); !ok {
 		t.Fatal("miss before until")
 	}
-	if _, ok := c.get(k, 10); ok {
+	if _, ok := c.Get(k, 10); ok {
 		t.Fatal("hit at until")
 	}
-	if c.len() != 0 {
+	if c.Len() != 0 {
 		t.Fatal("dead entry kept")
 	}
-	c.put(k, entry{err: errEmpty, until: 10}, 10)
-	if c.len() != 0 {
+	c.Put(k, entry{err: errEmpty, until: 10}, 10)
+	if c.Len() != 0 {
 		t.Fatal("dead entry stored")
 	}
 }

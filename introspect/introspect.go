@@ -279,14 +279,14 @@ func (i *Introspector) Introspect(ctx context.Context, tok string) (*validator.C
 	}
 	// The token is hashed without copying it: Sum256 only reads.
 	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(tok), len(tok)))
-	if e, ok := i.cache.get(sum, i.now().UnixNano()); ok {
+	if e, ok := i.cache.Get(sum, i.now().UnixNano()); ok {
 		return e.claims, e.err
 	}
 
 	i.mu.Lock()
 	// Looked up again under the lock: a flight that just ended has filled
 	// the cache before leaving the map.
-	if e, ok := i.cache.get(sum, i.now().UnixNano()); ok {
+	if e, ok := i.cache.Get(sum, i.now().UnixNano()); ok {
 		i.mu.Unlock()
 		return e.claims, e.err
 	}
@@ -326,11 +326,11 @@ func (i *Introspector) run(ctx context.Context, sum [32]byte, tok string, f *fli
 				// An entry never outlives the token's exp.
 				until = a.exp
 			}
-			i.cache.put(sum, entry{claims: c, until: until, size: a.size}, now)
+			i.cache.Put(sum, entry{claims: c, until: until, size: a.size}, now)
 		}
 	case errors.As(err, &ve) && !ve.Temporary:
 		if i.negativeTTL > 0 {
-			i.cache.put(sum, entry{err: err, until: now + i.negativeTTL}, now)
+			i.cache.Put(sum, entry{err: err, until: now + i.negativeTTL}, now)
 		}
 	}
 	i.mu.Lock()

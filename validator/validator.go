@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unsafe"
+
+	"github.com/mcpauth/caddy-mcp-auth/internal/hashcache"
 )
 
 // KeyProvider is where an issuer's keys come from; *KeySource implements it.
@@ -56,7 +58,7 @@ type Validator struct {
 	issuers map[string]*Issuer
 	skew    int64
 	now     func() time.Time
-	cache   *Cache
+	cache   *hashcache.Cache[cachedClaims]
 }
 
 // New checks cfg and returns a Validator.
@@ -96,13 +98,10 @@ func New(cfg Config) (*Validator, error) {
 		v.issuers[iss.ID] = iss
 	}
 	if cfg.CacheEntries > 0 {
-		v.cache = NewCache(cfg.CacheEntries, cfg.CacheBytes)
+		v.cache = newTokenCache(cfg.CacheEntries, cfg.CacheBytes)
 	}
 	return v, nil
 }
-
-// Cache returns the verified-token cache, nil when disabled.
-func (v *Validator) Cache() *Cache { return v.cache }
 
 // Validate checks tok and returns its claims. Errors are *Error; a
 // Temporary one means the keys could not be had, not that the token is bad.
@@ -119,11 +118,11 @@ func (v *Validator) Validate(ctx context.Context, tok string) (*Claims, error) {
 	if v.cache != nil {
 		// The token is hashed without copying it: Sum256 only reads.
 		sum = sha256.Sum256(unsafe.Slice(unsafe.StringData(tok), len(tok)))
-		if c := v.cache.get(sum, now.Unix()); c != nil {
+		if c, ok := v.cache.Get(sum, now.Unix()); ok {
 			if c.issuer.Keys.Keys().Contains(c.keyID) {
-				return c, nil
+				return c.Claims, nil
 			}
-			v.cache.remove(sum)
+			v.cache.Remove(sum)
 		}
 	}
 	c, err := v.validate(ctx, tok, now)
@@ -131,7 +130,7 @@ func (v *Validator) Validate(ctx context.Context, tok string) (*Claims, error) {
 		return nil, err
 	}
 	if v.cache != nil {
-		v.cache.put(sum, c, now.Unix())
+		v.cache.Put(sum, cachedClaims{c}, now.Unix())
 	}
 	return c, nil
 }
