@@ -152,9 +152,3 @@ func (s *looseString) UnmarshalJSON(b []byte) error {
 	}
 	return nil
 }
-
-type typeError string
-
-func (e typeError) Error() string { return string(e) }
-
-const errType = typeError("member of the wrong type")
