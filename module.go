@@ -731,10 +731,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
 		if ve.Temporary {
+			// The key source and the introspector warn once per outage;
+			// a warning per request would flood the log under load.
 			hdr.Set("Retry-After", retryAfter)
-			if c := h.logger.Check(zapcore.WarnLevel, "cannot validate token now: issuer keys or introspection unavailable"); c != nil {
-				c.Write(zap.String("uri", r.URL.Path))
-			}
 			return h.reject(w, r, rejection{status: http.StatusServiceUnavailable, desc: ve.Reason.Description(), rpcCode: rpcServiceUnavailable, logReason: ve.Reason.String()})
 		}
 		return h.reject(w, r, h.invalidToken(ve.Reason))
